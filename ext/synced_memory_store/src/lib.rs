@@ -1,0 +1,18 @@
+//! Rust core of synced_memory_store: L1 memory, the entry record and its codec,
+//! and (with sync on) the Redis bus. Only the `ruby` module touches Ruby.
+
+pub mod config;
+pub mod error;
+pub mod l1;
+pub mod node;
+pub mod record;
+pub mod stats;
+
+#[cfg(feature = "ruby")]
+mod ruby;
+
+#[cfg(feature = "ruby")]
+#[magnus::init]
+fn init(ruby: &magnus::Ruby) -> Result<(), magnus::Error> {
+    ruby::init(ruby)
+}

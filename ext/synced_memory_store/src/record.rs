@@ -1,0 +1,165 @@
+//! The byte form of one cache entry: what L1 holds and what the bus ships.
+//!
+//! A record never holds a Ruby object. The binding layer turns a Ruby value into
+//! a [`Kind`] plus payload bytes; simple values (Strings in the common encodings,
+//! Integers, Floats, nil, true, false) get a native encoding so a hit can rebuild
+//! them without `Marshal`, everything else carries `Marshal.dump` bytes.
+
+use std::io::{Read, Write};
+
+use flate2::{read::ZlibDecoder, write::ZlibEncoder, Compression};
+use serde::{Deserialize, Serialize};
+
+/// How a record's payload encodes its value.
+///
+/// The discriminants are part of the bus format: never renumber them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum Kind {
+    /// `nil`; empty payload.
+    Nil = 0,
+    /// `true`; empty payload.
+    True = 1,
+    /// `false`; empty payload.
+    False = 2,
+    /// An Integer that fits in an `i64`; 8 little-endian bytes.
+    Int = 3,
+    /// A Float; its IEEE-754 bits as 8 little-endian bytes.
+    Float = 4,
+    /// A plain UTF-8 String without instance variables; its bytes.
+    Utf8 = 5,
+    /// A plain ASCII-8BIT (binary) String; its bytes.
+    Binary = 6,
+    /// A plain US-ASCII String; its bytes.
+    Ascii = 7,
+    /// Any other value; `Marshal.dump` bytes.
+    Marshal = 8,
+    /// A whole `ActiveSupport::Cache::Entry` dumped by a user-supplied `coder:`.
+    Coded = 9,
+}
+
+/// One cache entry in byte form.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// How `payload` encodes the value.
+    pub kind: Kind,
+    /// `payload` is zlib-deflated (only ever set for [`Kind::Marshal`] and the String kinds).
+    pub compressed: bool,
+    /// Absolute expiry in seconds since the Unix epoch; `None` never expires.
+    pub expires_at: Option<f64>,
+    /// The entry's normalized version (ActiveSupport's `version:`), if any.
+    pub version: Option<Box<[u8]>>,
+    /// The encoded value.
+    pub payload: Box<[u8]>,
+}
+
+impl Record {
+    /// A record for `kind` with `payload`, no version and no expiry.
+    pub fn new(kind: Kind, payload: impl Into<Box<[u8]>>) -> Self {
+        Record {
+            kind,
+            compressed: false,
+            expires_at: None,
+            version: None,
+            payload: payload.into(),
+        }
+    }
+
+    /// Bytes this record keeps on the heap, the part of its weight that varies.
+    pub fn heap_bytes(&self) -> usize {
+        self.payload.len() + self.version.as_ref().map_or(0, |v| v.len())
+    }
+
+    /// True when the record's logical expiry is at or before `now` (seconds since the epoch).
+    pub fn is_expired_at(&self, now: f64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// True when both the record and the reader name a version and they differ
+    /// (ActiveSupport's `Entry#mismatched?`).
+    pub fn is_mismatched(&self, version: Option<&[u8]>) -> bool {
+        match (self.version.as_deref(), version) {
+            (Some(mine), Some(theirs)) => mine != theirs,
+            _ => false,
+        }
+    }
+
+    /// The payload with compression undone.
+    pub fn plain_payload(&self) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        if self.compressed {
+            inflate(&self.payload).map(std::borrow::Cow::Owned)
+        } else {
+            Ok(std::borrow::Cow::Borrowed(&self.payload))
+        }
+    }
+}
+
+/// Compresses `bytes` when they are at least `threshold` long and compression makes
+/// them smaller, as ActiveSupport's Entry does. Returns `None` when the bytes should
+/// stay as they are.
+pub fn deflate_if_smaller(bytes: &[u8], threshold: usize) -> Option<Vec<u8>> {
+    if bytes.is_empty() || bytes.len() < threshold {
+        return None;
+    }
+    let mut encoder = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 2), Compression::default());
+    encoder.write_all(bytes).ok()?;
+    let compressed = encoder.finish().ok()?;
+    (compressed.len() < bytes.len()).then_some(compressed)
+}
+
+/// Undoes [`deflate_if_smaller`].
+pub fn inflate(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len() * 3);
+    ZlibDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_round_trips_and_only_when_it_pays() {
+        let text = vec![b'0'; 2048];
+        let packed = deflate_if_smaller(&text, 1024).expect("repetitive bytes compress");
+        assert!(packed.len() < text.len());
+        assert_eq!(inflate(&packed).unwrap(), text);
+
+        assert_eq!(deflate_if_smaller(&text, 4096), None, "below the threshold");
+        let noise: Vec<u8> = (0..64u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+            .collect();
+        assert_eq!(
+            deflate_if_smaller(&noise, 1),
+            None,
+            "incompressible bytes stay as they are"
+        );
+    }
+
+    #[test]
+    fn mismatch_needs_two_versions_that_differ() {
+        let mut record = Record::new(Kind::Nil, Vec::new());
+        assert!(!record.is_mismatched(Some(b"1")));
+        record.version = Some(b"1".to_vec().into());
+        assert!(!record.is_mismatched(None));
+        assert!(!record.is_mismatched(Some(b"1")));
+        assert!(record.is_mismatched(Some(b"2")));
+    }
+
+    #[test]
+    fn expiry_is_inclusive_like_active_support() {
+        let mut record = Record::new(Kind::True, Vec::new());
+        assert!(!record.is_expired_at(f64::MAX));
+        record.expires_at = Some(100.0);
+        assert!(!record.is_expired_at(99.9));
+        assert!(record.is_expired_at(100.0));
+    }
+
+    #[test]
+    fn plain_payload_inflates_compressed_records() {
+        let bytes = vec![b'x'; 4000];
+        let mut record = Record::new(Kind::Utf8, deflate_if_smaller(&bytes, 1).unwrap());
+        record.compressed = true;
+        assert_eq!(&*record.plain_payload().unwrap(), &bytes[..]);
+    }
+}

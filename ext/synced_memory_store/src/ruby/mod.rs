@@ -1,0 +1,13 @@
+//! The binding layer: the only module that touches Ruby. It converts between Ruby
+//! values and the core's bytes and exposes `SyncedMemoryStore::Node`.
+
+mod errors;
+mod node;
+mod value;
+
+use magnus::{Error, Ruby};
+
+/// Defines the native classes under `SyncedMemoryStore`.
+pub fn init(ruby: &Ruby) -> Result<(), Error> {
+    node::define(ruby)
+}

@@ -1,0 +1,20 @@
+# frozen_string_literal: true
+
+require "active_support"
+require "active_support/cache"
+
+require_relative "synced_memory_store/version"
+require_relative "synced_memory_store/errors"
+# The native core: built by extconf.rb (gem install) or bin/setup (checkout).
+begin
+  require_relative "synced_memory_store/synced_memory_store"
+rescue LoadError
+  require "synced_memory_store/synced_memory_store"
+end
+require_relative "synced_memory_store/l2"
+require_relative "synced_memory_store/store"
+
+# A two-level ActiveSupport cache store whose in-process level is kept in sync
+# across processes through Redis. See SyncedMemoryStore::Store.
+module SyncedMemoryStore
+end

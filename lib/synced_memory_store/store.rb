@@ -1,0 +1,487 @@
+# frozen_string_literal: true
+
+require "active_support/core_ext/hash/slice"
+require "active_support/core_ext/hash/except"
+
+require_relative "glob"
+
+module SyncedMemoryStore
+  # A two-level ActiveSupport cache store. L1 is this process's memory, held by
+  # the native core as bytes (never Ruby objects) within a byte budget; L2 is any
+  # ActiveSupport store, or none.
+  #
+  #   store = SyncedMemoryStore::Store.new(
+  #     cache: ActiveSupport::Cache::RedisCacheStore.new(url: ENV["REDIS_URL"]),
+  #     size: 32.megabytes
+  #   )
+  #
+  # Reads are answered from L1, else from L2, whose entry then fills L1 (a fill
+  # is never written back to L2, and a fill that raced with a change to its key
+  # is dropped rather than installed). Writes go to L2 first, then L1; a write L2
+  # refuses or fails leaves the key out of L1, so L1 never holds what L2 lost.
+  # Deletes, clears, delete_matched and cleanup act on both levels. With an L2,
+  # increment and decrement use its atomic counter and drop the key from L1;
+  # without one they are atomic within the process.
+  #
+  # Values are copied in and out: a read returns a new object each time.
+  # Strings, Integers, Floats, nil, true and false are stored natively; other
+  # values with Marshal (so a value Marshal cannot dump raises TypeError and
+  # nothing is stored). A +coder:+ given to the store encodes whole entries
+  # instead. Expiry is judged with Ruby's +Time.now+, like every ActiveSupport
+  # store, so +travel_to+ works in tests.
+  #
+  # Thread safety: every method may be called from any thread. L1 is a
+  # concurrent map; no lock is taken on a read.
+  #
+  # Options, besides ActiveSupport's (+namespace+, +expires_in+, +expires_at+,
+  # +race_condition_ttl+, +compress+, +compress_threshold+, +coder+, +skip_nil+,
+  # +version+ …):
+  # +cache+:: the L2: a store, a store name, lookup_store arguments, or nil (default).
+  # +size+:: the L1 byte budget, keys, values and per-entry overhead counted
+  #          (default 32 MiB, like MemoryStore).
+  # +sync+, +redis+, +channel+:: cross-process sync over Redis (not yet active).
+  # Per call: +force_miss: true+ makes reads miss and fetch run its block;
+  # <tt>persist: false</tt> writes L1 only and removes the key from L2.
+  class Store < ActiveSupport::Cache::Store
+    # Options consumed by this store; the others are ActiveSupport's.
+    STORE_OPTIONS = %i[cache redis channel size sync secret broadcast_max_bytes].freeze
+
+    # Default L1 byte budget.
+    DEFAULT_SIZE = 32 * 1024 * 1024
+
+    # ActiveSupport's default compression threshold, for +compress: true+.
+    DEFAULT_COMPRESS_THRESHOLD = 1024
+
+    # How long L1 keeps an expired entry written with +race_condition_ttl+, so
+    # the reader that regenerates it can serve the stale value meanwhile
+    # (RedisCacheStore and MemCacheStore pad their TTLs the same way).
+    RACE_CONDITION_GRACE = 300.0
+
+    # Returned by the native read for "no usable entry"; nil is a cached value.
+    MISS = Object.new.freeze
+    private_constant :MISS
+
+    # ActiveSupport 6.1's Entry keeps its expiry relative to a creation stamp.
+    RELATIVE_EXPIRY = ActiveSupport.gem_version < Gem::Version.new("7.0")
+    private_constant :RELATIVE_EXPIRY
+
+    EVENTS = Hash.new { |events, operation| events[operation] = "cache_#{operation}.active_support".freeze }
+    private_constant :EVENTS
+
+    # Versioned (recyclable) cache keys are supported, as in MemoryStore.
+    def self.supports_cache_versioning?
+      true
+    end
+
+    # See the class documentation for the options.
+    def initialize(options = nil)
+      options = (options || {}).dup
+      settings = options.extract!(*STORE_OPTIONS)
+      @entry_coder = coder_option(options[:coder]) if options.key?(:coder)
+      # L1 is memory: like MemoryStore, compress only when asked to.
+      options[:compress] = false unless options.key?(:compress)
+      super(options)
+      @l2 = L2.wrap(settings[:cache])
+      @node = Node.new(settings.fetch(:size, DEFAULT_SIZE))
+      @counter_lock = Mutex.new
+    end
+
+    # Reads +name+; see ActiveSupport::Cache::Store#read. A plain String key read
+    # with no listener and no debug logger takes a direct path: one L1 lookup
+    # and one decode.
+    def read(name, options = nil)
+      if (key = direct_key(name, options)) && quiet?(:read)
+        value = @node.read(key, nil, MISS, false)
+        return value unless MISS.equal?(value)
+      end
+      super
+    end
+
+    # Fetches +name+, running the block on a miss; see
+    # ActiveSupport::Cache::Store#fetch. Hits take the direct path of #read.
+    def fetch(name, options = nil, &block)
+      if block && (key = direct_key(name, options)) && quiet?(:read) && quiet?(:fetch_hit)
+        value = @node.read(key, nil, MISS, false)
+        return value unless MISS.equal?(value)
+      end
+      super
+    end
+
+    # Reads several names at once; names L1 lacks are read from L2 in one call.
+    def read_multi(*names)
+      return super unless quiet?(:read_multi)
+
+      options = merged_options(names.extract_options!)
+      read_multi_entries(names, **options)
+    end
+
+    # Writes +value+ under +name+; see ActiveSupport::Cache::Store#write.
+    def write(name, value, options = nil)
+      return super unless quiet?(:write)
+
+      options = merged_options(options)
+      store_value(normalize_key(name, options), value, normalize_version(name, options), expiry(options), options)
+    end
+
+    # Adds +amount+ to the number under +name+. With an L2, its atomic counter
+    # does it (RedisCacheStore and MemCacheStore count raw values; read them
+    # with <tt>raw: true</tt>); without one, the read and write are atomic
+    # within this process. Returns the new number, or nil when there was none.
+    def increment(name, amount = 1, options = nil)
+      count(:increment, name, amount, options)
+    end
+
+    # Subtracts +amount+ from the number under +name+; see #increment.
+    def decrement(name, amount = 1, options = nil)
+      count(:decrement, name, amount, options)
+    end
+
+    # Removes expired entries from L1, and from L2 where the L2 supports it.
+    # Returns how many L1 entries were removed.
+    def cleanup(_options = nil)
+      instrument(:cleanup, { size: @node.stats[:l1_entries] }) do
+        removed = @node.purge_expired(Time.now.to_f)
+        @l2&.cleanup
+        removed
+      end
+    end
+
+    # Deletes everything, from L2 too (for a RedisCacheStore without a
+    # namespace that is FLUSHDB, as it is for RedisCacheStore#clear).
+    def clear(_options = nil)
+      @l2&.clear
+      @node.clear
+      true
+    end
+
+    # Deletes the keys matching +matcher+: a Regexp, or a String that is a
+    # Redis-style glob (<tt>*</tt>, <tt>?</tt>, <tt>[abc]</tt>, backslash
+    # escapes), both applied within the namespace.
+    def delete_matched(matcher, options = nil)
+      unless matcher.is_a?(Regexp) || matcher.is_a?(String)
+        raise ArgumentError, "delete_matched takes a Regexp or a glob String (got #{matcher.inspect})"
+      end
+
+      options = merged_options(options)
+      instrument(:delete_matched, matcher.inspect) do
+        glob = namespace_key(matcher, options) if matcher.is_a?(String)
+        pattern = glob ? Glob.to_regexp(glob) : key_matcher(matcher, options)
+        @l2&.delete_matched(pattern, glob)
+        @node.keys.count { |key| pattern.match?(key.scrub) && @node.delete(key) }
+      end
+    end
+
+    # Counters and sizes: :l1_hits, :l1_misses, :l2_hits, :l2_misses,
+    # :l1_entries, :l1_bytes, :l1_budget.
+    def stats
+      @node.stats
+    end
+
+    # A summary with sizes; never shows connection settings or secrets.
+    def inspect
+      stats = @node.stats
+      "#<#{self.class.name} entries=#{stats[:l1_entries]} size=#{stats[:l1_bytes]} " \
+        "budget=#{stats[:l1_budget]} l2=#{@l2 ? @l2.description : "none"} options=#{@options.inspect}>"
+    end
+
+    private
+
+    # The L1 key for a direct read, or nil when the call needs ActiveSupport's
+    # general path: a key that is not a plain non-empty String, a version, a
+    # per-call or Proc namespace, race_condition_ttl, force.
+    def direct_key(name, options)
+      return unless name.instance_of?(String) && !name.empty? && !@entry_coder
+      return if options && (options.key?(:namespace) || shapes_reads?(options))
+
+      store_options = @options
+      return if shapes_reads?(store_options)
+
+      namespace = store_options[:namespace]
+      return name unless namespace
+      return unless namespace.is_a?(String)
+
+      "#{namespace}:#{name}"
+    end
+
+    def shapes_reads?(options)
+      options[:force] || options[:force_miss] || options[:race_condition_ttl] || options[:version]
+    end
+
+    # True when nobody listens to the operation's event and no debug logger
+    # would log it, so skipping ActiveSupport's instrumentation changes nothing.
+    def quiet?(operation)
+      !(logger&.debug? && !silence?) && !ActiveSupport::Notifications.notifier.listening?(EVENTS[operation])
+    end
+
+    # Adds +force_miss+ (force) and, on ActiveSupport < 7.1, +expires_at+
+    # (converted to expires_in as 7.1 does) to ActiveSupport's merging.
+    def merged_options(call_options)
+      options = super
+      options = options.merge(force: true) if options[:force_miss] && !options[:force]
+      if options.key?(:expires_at)
+        expires_at = options[:expires_at]
+        options = options.except(:expires_at)
+        options[:expires_in] = expires_at.to_f - Time.now.to_f if expires_at
+      end
+      options
+    end
+
+    def coder_option(coder)
+      return if coder.nil?
+      return coder if coder.respond_to?(:dump) && coder.respond_to?(:load)
+
+      raise ConfigurationError, "coder: must respond to dump and load (got #{coder.inspect})"
+    end
+
+    # The absolute expiry (seconds since the epoch, by Ruby's clock) for
+    # +options+, or nil. ActiveSupport's Entry computes it the same way.
+    def expiry(options)
+      expires_in = options[:expires_in]
+      Time.now.to_f + expires_in.to_f if expires_in
+    end
+
+    # How long L1 may keep an entry expiring at +expires_at+: until then, plus
+    # the race_condition_ttl grace; at least the +expires_in+ the caller gave.
+    def keep_for(expires_at, options)
+      return unless expires_at
+
+      seconds = options[:expires_in]&.to_f || (expires_at - Time.now.to_f)
+      options[:race_condition_ttl] ? seconds + RACE_CONDITION_GRACE : seconds
+    end
+
+    def compress_threshold(options)
+      options[:compress_threshold] || DEFAULT_COMPRESS_THRESHOLD if options[:compress]
+    end
+
+    # Stores +value+ in L2 (unless <tt>persist: false</tt>, which removes the
+    # key from L2) and then in L1. Returns false, leaving the key out of L1,
+    # when L2 refuses (unless_exist found an entry) or fails. A value that cannot
+    # be serialized raises TypeError with nothing stored: L2 raises before
+    # storing, and a value only L1 cannot encode is taken back out of L2.
+    def store_value(key, value, version, expires_at, options, entry: nil)
+      if @l2
+        if options[:persist] == false
+          @l2.delete_entry(key, options)
+        else
+          entry ||= build_entry(value, version, expires_at)
+          unless @l2.write_entry(key, l2_entry(entry), options)
+            @node.delete(key)
+            return false
+          end
+          written = true
+        end
+      end
+      begin
+        store_in_l1(key, value, version, expires_at, options, entry: entry)
+      rescue TypeError
+        if written
+          @l2.delete_entry(key, options)
+          @node.delete(key)
+        end
+        raise
+      end
+    end
+
+    def store_in_l1(key, value, version, expires_at, options, entry: nil)
+      unless_exist = options[:unless_exist] && !@l2
+      if @entry_coder
+        payload = @entry_coder.dump(entry || build_entry(value, version, expires_at))
+        return @node.write(key, payload, true, version, expires_at, keep_for(expires_at, options), nil, unless_exist)
+      end
+      @node.write(key, value, false, version, expires_at, keep_for(expires_at, options),
+                  compress_threshold(options), unless_exist)
+    end
+
+    # An ActiveSupport entry with exactly this version and expiry, built the same
+    # way every time from the same inputs. (6.1 and 7.0 take compress options in
+    # Entry.new, 7.1+ ignore them. 6.1 stamps a creation time and keeps the
+    # expiry relative to it; the stamp is pinned to the expiry so the entry is
+    # the same whenever it is rebuilt and expires_at stays exact. 7.0+ keep an
+    # absolute expiry and a fixed creation time themselves.)
+    def build_entry(value, version, expires_at, compressed: false)
+      entry = ActiveSupport::Cache::Entry.new(value, version: version, compress: compressed, compress_threshold: 0)
+      if RELATIVE_EXPIRY
+        entry.instance_variable_set(:@created_at, expires_at || 0.0)
+        entry.instance_variable_set(:@expires_in, expires_at ? 0.0 : nil)
+      elsif expires_at
+        entry.expires_at = expires_at
+      end
+      entry
+    end
+
+    # The entry as L2 would build it from its own compression settings: on
+    # ActiveSupport < 7.0 compression happens in Entry.new, later in the L2's
+    # serializer, which reads the L2's options itself.
+    def l2_entry(entry)
+      l2_options = @l2.store.options
+      return entry unless l2_options[:compress] && ActiveSupport.gem_version < Gem::Version.new("7.0")
+
+      l2 = ActiveSupport::Cache::Entry.new(
+        entry.value, version: entry.version, compress: true,
+                     compress_threshold: l2_options[:compress_threshold] || DEFAULT_COMPRESS_THRESHOLD
+      )
+      l2.expires_at = entry.expires_at if entry.expires_at
+      l2
+    end
+
+    # ActiveSupport's hook: the entry under +key+ from L1, else from L2 (which
+    # then fills L1). Expired entries are returned, for ActiveSupport to judge
+    # (race_condition_ttl serves them).
+    def read_entry(key, **options)
+      return if options[:force_miss]
+
+      parts = @node.entry(key)
+      return entry_from_l1(*parts) if parts
+
+      entry_from_l2(key, options)
+    end
+
+    def entry_from_l1(value, version, expires_at, flags)
+      return @entry_coder.load(value) if flags.anybits?(2)
+
+      build_entry(value, version, expires_at, compressed: flags.anybits?(1))
+    end
+
+    # Reads +key+ from L2 and fills L1 with it, unless the key changed (or L1
+    # was cleared) while L2 was being read.
+    def entry_from_l2(key, options)
+      return unless @l2
+
+      ticket = @node.ticket
+      entry = @l2.read_entry(key, options)
+      @node.count_l2(!entry.nil?)
+      fill(key, entry, ticket, options) if entry && !entry.expired?
+      entry
+    end
+
+    def fill(key, entry, ticket, options)
+      expires_at = entry.expires_at
+      keep = keep_for(expires_at, options)
+      if @entry_coder
+        @node.fill(key, @entry_coder.dump(entry), true, entry.version, expires_at, keep, nil, ticket)
+      else
+        @node.fill(key, entry.value, false, entry.version, expires_at, keep, compress_threshold(options), ticket)
+      end
+    rescue TypeError
+      # L2's coder holds a value Marshal cannot dump: serve it from L2 only.
+      false
+    end
+
+    # ActiveSupport's hook for writes it builds itself (race_condition_ttl
+    # extensions, generic paths).
+    def write_entry(key, entry, **options)
+      store_value(key, entry.value, entry.version, entry.expires_at, options, entry: entry) ? true : false
+    end
+
+    # ActiveSupport's hook: reads names, L1 first, then every miss from L2 in
+    # one multi-read; returns <tt>{ name => value }</tt> in the order given.
+    def read_multi_entries(names, **options)
+      return {} if options[:force_miss]
+
+      found = {}
+      missing = {}
+      names.each do |name|
+        key = normalize_key(name, options)
+        version = normalize_version(name, options)
+        value = l1_value(key, version)
+        if MISS.equal?(value)
+          missing[key] = [name, version]
+        else
+          found[name] = value
+        end
+      end
+      read_missing_from_l2(missing, found, options) if @l2 && !missing.empty?
+      names.each_with_object({}) { |name, values| values[name] = found[name] if found.key?(name) }
+    end
+
+    # The value under +key+ in L1, judged by expiry and +version+, or MISS.
+    def l1_value(key, version)
+      return @node.read(key, version, MISS, true) unless @entry_coder
+
+      parts = @node.entry(key)
+      return MISS unless parts
+
+      entry = entry_from_l1(*parts)
+      if entry.expired?
+        @node.delete(key)
+        MISS
+      else
+        entry.mismatched?(version) ? MISS : entry.value
+      end
+    end
+
+    def read_missing_from_l2(missing, found, options)
+      ticket = @node.ticket
+      entries = @l2.read_multi_entries(missing.keys, options)
+      missing.each do |key, (name, version)|
+        entry = entries[key]
+        @node.count_l2(!entry.nil?)
+        next unless entry
+
+        if entry.expired?
+          @l2.delete_entry(key, options)
+        else
+          fill(key, entry, ticket, options)
+          found[name] = entry.value unless entry.mismatched?(version)
+        end
+      end
+    end
+
+    # ActiveSupport's hook: writes <tt>{ key => Entry }</tt>, to L2 in one call.
+    def write_multi_entries(entries, **options)
+      return true if entries.empty?
+
+      if @l2 && options[:persist] != false
+        unless @l2.write_multi_entries(entries.transform_values { |entry| l2_entry(entry) }, options)
+          entries.each_key { |key| @node.delete(key) }
+          return false
+        end
+      elsif @l2
+        @l2.delete_multi_entries(entries.keys, options)
+      end
+      entries.each do |key, entry|
+        store_in_l1(key, entry.value, entry.version, entry.expires_at, options, entry: entry)
+      end
+      true
+    end
+
+    # ActiveSupport's hook: deletes +key+ from both levels.
+    def delete_entry(key, **options)
+      deleted = @l2 ? @l2.delete_entry(key, options) : false
+      @node.delete(key) || deleted
+    end
+
+    # ActiveSupport's hook: deletes +keys+ from both levels; returns how many
+    # existed (by L2's count when there is an L2, which holds everything L1 does).
+    def delete_multi_entries(keys, **options)
+      l1_count = keys.count { |key| @node.delete(key) }
+      @l2 ? @l2.delete_multi_entries(keys, options) : l1_count
+    end
+
+    def count(operation, name, amount, options)
+      options = merged_options(options)
+      key = normalize_key(name, options)
+      instrument(operation, key, { amount: amount }) do
+        if @l2
+          result = @l2.count(operation, key, amount, options)
+          @node.delete(key)
+          result
+        else
+          delta = operation == :increment ? amount : -amount
+          @counter_lock.synchronize { count_in_l1(key, normalize_version(name, options), delta, options) }
+        end
+      end
+    end
+
+    # Adds +delta+ to the entry under +key+, keeping its expiry and version;
+    # nil (and nothing written) when there is no live entry.
+    def count_in_l1(key, version, delta, options)
+      entry = read_entry(key, **options)
+      return if entry.nil? || entry.expired? || entry.mismatched?(version)
+
+      number = entry.value.to_i + delta
+      store_value(key, number, entry.version, entry.expires_at, options)
+      number
+    end
+  end
+end

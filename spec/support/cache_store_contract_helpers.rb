@@ -1,0 +1,78 @@
+# frozen_string_literal: true
+
+# Support objects for the "an ActiveSupport cache store" shared examples
+# (spec/support/shared_examples/). Nothing here depends on a particular store.
+module CacheStoreContract
+  # A record with a recyclable cache key: the key stays the same while the
+  # version changes, like an ActiveRecord model with cache versioning enabled.
+  VersionedModel = Struct.new(:cache_key, :cache_version)
+
+  # An object that names its own cache key and carries a value to generate.
+  KeyedModel = Struct.new(:cache_key, :title)
+
+  # An object without cache_key whose key comes from to_param.
+  ParamModel = Struct.new(:param) do
+    def to_param
+      param
+    end
+  end
+
+  # An object that responds to both cache_key and to_param.
+  KeyAndParamModel = Struct.new(:cache_key) do
+    def to_param
+      "to-param-must-not-be-used"
+    end
+  end
+
+  # An object that also offers cache_key_with_version, which stores ignore
+  # when building the key (the version travels separately, via cache_version).
+  UnversionedKeyModel = Struct.new(:cache_key) do
+    def cache_key_with_version
+      "#{cache_key}-v1"
+    end
+  end
+
+  # A coder that records every entry a store hands it. Payloads are Marshal
+  # strings, so it works for stores that keep payloads in memory or on disk.
+  class SpyCoder
+    attr_reader :dumped_entries, :loaded_entries
+
+    def initialize
+      @dumped_entries = []
+      @loaded_entries = []
+    end
+
+    def dump(entry)
+      @dumped_entries << entry
+      Marshal.dump(entry)
+    end
+
+    def load(payload)
+      # The payload is one this coder produced in #dump.
+      entry = Marshal.load(payload) # rubocop:disable Security/MarshalLoad
+      @loaded_entries << entry
+      entry
+    end
+  end
+
+  Event = Struct.new(:name, :payload)
+
+  module Helpers
+    # Runs the block and returns the cache_*.active_support events published
+    # while it ran, in the order their instrumentation blocks finished.
+    def cache_events
+      events = []
+      subscriber = ActiveSupport::Notifications.subscribe(/\Acache_.*\.active_support\z/) do |name, *, payload|
+        events << Event.new(name, payload.dup)
+      end
+      yield
+      events
+    ensure
+      ActiveSupport::Notifications.unsubscribe(subscriber) if subscriber
+    end
+
+    def event_names(events)
+      events.map(&:name)
+    end
+  end
+end
