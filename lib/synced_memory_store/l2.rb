@@ -141,6 +141,12 @@ module SyncedMemoryStore
       muted { @store.delete_matched(pattern) }
     end
 
+    # +value+ as the L2 returns it after a <tt>raw: true</tt> write (most
+    # stores ignore raw and return the value itself).
+    def raw_value(value)
+      value
+    end
+
     # The L2's class, for inspect and stats (never its connection settings).
     def description
       @store.class.name
@@ -180,6 +186,11 @@ module SyncedMemoryStore
   # Regexps too (by scanning the namespace, since Redis only matches globs).
   class RedisL2 < L2
     SCAN_BATCH = 1000
+
+    # Redis stores raw values as Strings.
+    def raw_value(value)
+      value.to_s
+    end
 
     def read_multi_entries(keys, options)
       return {} if keys.empty?
@@ -228,6 +239,11 @@ module SyncedMemoryStore
 
   # A MemCacheStore L2: multi-reads are one get_multi.
   class MemCacheL2 < L2
+    # Memcached stores raw values as Strings.
+    def raw_value(value)
+      value.to_s
+    end
+
     def read_multi_entries(keys, options)
       return {} if keys.empty?
 

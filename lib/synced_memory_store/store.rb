@@ -255,7 +255,8 @@ module SyncedMemoryStore
 
     # Stores +value+ in L2 (unless <tt>persist: false</tt>, which removes the
     # key from L2) and then in L1. Returns false, leaving the key out of L1,
-    # when L2 refuses (unless_exist found an entry) or fails. A value that cannot
+    # when L2 refuses (unless_exist found an entry) or fails. A raw value goes
+    # to L1 in the form the L2 gives it back in, so every process reads the same. A value that cannot
     # be serialized raises TypeError with nothing stored: L2 raises before
     # storing, and a value only L1 cannot encode is taken back out of L2.
     def store_value(key, value, version, expires_at, options, entry: nil)
@@ -269,6 +270,8 @@ module SyncedMemoryStore
             return false
           end
           written = true
+          # L1 holds a raw value as the L2 returns it (RedisCacheStore: a String).
+          value = @l2.raw_value(value) if options[:raw]
         end
       end
       begin
@@ -430,19 +433,25 @@ module SyncedMemoryStore
     # ActiveSupport's hook: writes <tt>{ key => Entry }</tt>, to L2 in one call.
     def write_multi_entries(entries, **options)
       return true if entries.empty?
+      return false unless write_multi_to_l2(entries, options)
 
-      if @l2 && options[:persist] != false
-        unless @l2.write_multi_entries(entries.transform_values { |entry| l2_entry(entry) }, options)
-          entries.each_key { |key| @node.delete(key) }
-          return false
-        end
-      elsif @l2
-        @l2.delete_multi_entries(entries.keys, options)
-      end
+      raw = @l2 && options[:raw] && options[:persist] != false
       entries.each do |key, entry|
-        store_in_l1(key, entry.value, entry.version, entry.expires_at, options, entry: entry)
+        value = raw ? @l2.raw_value(entry.value) : entry.value
+        store_in_l1(key, value, entry.version, entry.expires_at, options, entry: entry)
       end
       true
+    end
+
+    # The L2 half of write_multi_entries; false (with the keys left out of L1)
+    # when the L2 reports a failure.
+    def write_multi_to_l2(entries, options)
+      return true unless @l2
+      return @l2.delete_multi_entries(entries.keys, options) || true if options[:persist] == false
+      return true if @l2.write_multi_entries(entries.transform_values { |entry| l2_entry(entry) }, options)
+
+      entries.each_key { |key| @node.delete(key) }
+      false
     end
 
     # ActiveSupport's hook: deletes +key+ from both levels.

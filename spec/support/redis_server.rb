@@ -6,7 +6,8 @@ require "fileutils"
 
 # A private redis-server on a free loopback port, for specs, bin/demo and the
 # benchmarks. It is started and stopped by pid (never by name), keeps no data
-# on disk, and every server still running at exit is stopped.
+# on disk, and every server still running at exit is stopped (unless started
+# with stop_at_exit: false, for callers whose own exit hooks still need it).
 class RedisServer
   START_TIMEOUT = 10
   STOP_TIMEOUT = 5
@@ -25,8 +26,9 @@ class RedisServer
 
   attr_reader :port, :pid
 
-  def initialize(port: nil, executable: ENV.fetch("REDIS_SERVER", "redis-server"))
+  def initialize(port: nil, executable: ENV.fetch("REDIS_SERVER", "redis-server"), stop_at_exit: true)
     @port = port
+    @stop_at_exit = stop_at_exit
     @executable = executable
     @dir = Dir.mktmpdir("synced-memory-store-redis")
   end
@@ -110,7 +112,7 @@ class RedisServer
       "--dir", @dir, "--logfile", log_path, "--daemonize", "no",
       in: File::NULL, out: File::NULL, err: File::NULL
     )
-    RedisServer.running << self
+    RedisServer.running << self if @stop_at_exit
   end
 
   def wait_until_ready

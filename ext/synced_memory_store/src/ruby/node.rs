@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use magnus::{function, method, prelude::*, Error, RArray, RHash, RString, Ruby, Value};
+use magnus::{function, method, prelude::*, Error, Integer, RArray, RHash, RString, Ruby, Value};
 
 use crate::config::Config;
+use crate::error::Error as CoreError;
 use crate::l1::{self, Ticket, L1};
 use crate::node::Node;
 use crate::record::{Kind, Record};
@@ -73,8 +74,17 @@ fn key_bytes(key: RString) -> Box<[u8]> {
 }
 
 impl RbNode {
-    /// `Node.new(size)`: an empty L1 of `size` bytes.
-    fn new(ruby: &Ruby, size: i64) -> Result<Self, Error> {
+    /// `Node.new(size)`: an empty L1 of `size` bytes (the store's `size:` option).
+    fn new(ruby: &Ruby, size: Value) -> Result<Self, Error> {
+        let size = Integer::from_value(size)
+            .and_then(|size| size.to_i64().ok())
+            .ok_or_else(|| {
+                let message = format!(
+                    "size: must be an Integer byte count (got {})",
+                    size.inspect()
+                );
+                errors::to_ruby(ruby, CoreError::Configuration(message))
+            })?;
         let config = Config::new(size).map_err(|e| errors::to_ruby(ruby, e))?;
         Ok(RbNode {
             node: Arc::new(Node::new(&config)),
