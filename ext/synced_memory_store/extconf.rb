@@ -55,7 +55,8 @@ end
 # The cargo to run: $CARGO, else cargo on PATH, else ~/.cargo/bin/cargo. When
 # none is found the Makefile still looks again at build time and says what is missing.
 def cargo_command
-  return ENV["CARGO"] unless ENV["CARGO"].to_s.empty?
+  from_env = ENV.fetch("CARGO", "")
+  return from_env unless from_env.empty?
 
   found = find_executable("cargo")
   return found if found
@@ -69,7 +70,7 @@ end
 
 def rust_sources
   workspace = File.expand_path("../..", SRCDIR)
-  files = [File.join(SRCDIR, "Cargo.toml"), *Dir.glob(File.join(SRCDIR, "src", "**", "*.rs")).sort]
+  files = [File.join(SRCDIR, "Cargo.toml"), *Dir.glob(File.join(SRCDIR, "src", "**", "*.rs"))]
   files += %w[Cargo.toml Cargo.lock].map { |f| File.join(workspace, f) }.select { |f| File.file?(f) }
   files
 end

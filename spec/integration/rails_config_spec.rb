@@ -1,0 +1,46 @@
+# frozen_string_literal: true
+
+require "open3"
+require "rbconfig"
+
+# `config.cache_store = :synced_memory_store, …` in a Rails application, booted
+# in its own process (a Rails application is process-wide state).
+RSpec.describe "config.cache_store = :synced_memory_store" do
+  def run_ruby(script)
+    lib = File.expand_path("../../lib", __dir__)
+    Open3.capture2e({ "RUBYOPT" => nil }, RbConfig.ruby, "-I", lib, "-e", script)
+  end
+
+  it "makes Rails.cache a SyncedMemoryStore::Store with the configured L2" do
+    output, status = run_ruby(<<~RUBY)
+      require "rails"
+      require "active_support/railtie"
+      class DemoApp < Rails::Application
+        config.eager_load = false
+        config.logger = Logger.new(nil)
+        config.secret_key_base = "x" * 64
+        config.cache_store = :synced_memory_store, { cache: [:memory_store, { size: 1_048_576 }], sync: false }
+      end
+      DemoApp.initialize!
+      Rails.cache.write("greeting", "hello")
+      puts Rails.cache.class.name, Rails.cache.read("greeting"), Rails.cache.inspect
+    RUBY
+
+    expect(status).to be_success, output
+    expect(output.lines.map(&:chomp).first(2)).to eq(%w[SyncedMemoryStore::Store hello])
+    expect(output).to include("l2=ActiveSupport::Cache::MemoryStore")
+  end
+
+  it "is found by ActiveSupport::Cache.lookup_store without requiring the gem first" do
+    output, status = run_ruby(<<~RUBY)
+      require "active_support"
+      require "active_support/cache"
+      store = ActiveSupport::Cache.lookup_store(:synced_memory_store, sync: false)
+      store.write("k", [1, 2])
+      p store.class, store.read("k")
+    RUBY
+
+    expect(status).to be_success, output
+    expect(output).to eq("SyncedMemoryStore::Store\n[1, 2]\n")
+  end
+end
