@@ -33,18 +33,30 @@ module SyncedMemoryStore
   # Thread safety: every method may be called from any thread. L1 is a
   # concurrent map; no lock is taken on a read.
   #
+  # With +sync+ on (the default), every process's L1 is kept in sync through
+  # Redis pub/sub: writes are shipped by value (or, past +broadcast_max_bytes+,
+  # as invalidations), deletes and clears as invalidations, by native threads
+  # that never hold the GVL; a Ruby thread never waits on the bus. See the
+  # README's "How sync works" for the guarantees and the ordering argument.
+  #
   # Options, besides ActiveSupport's (+namespace+, +expires_in+, +expires_at+,
   # +race_condition_ttl+, +compress+, +compress_threshold+, +coder+, +skip_nil+,
-  # +version+ …):
-  # +cache+:: the L2: a store, a store name, lookup_store arguments, or nil (default).
-  # +size+:: the L1 byte budget, keys, values and per-entry overhead counted
-  #          (default 32 MiB, like MemoryStore).
-  # +sync+, +redis+, +channel+:: cross-process sync over Redis (not yet active).
+  # +version+ …): see the README's option table.
   # Per call: +force_miss: true+ makes reads miss and fetch run its block;
-  # <tt>persist: false</tt> writes L1 only and removes the key from L2.
+  # <tt>persist: false</tt> writes L1 only and removes the key from L2;
+  # <tt>silent: true</tt> changes this process only, telling no other.
   class Store < ActiveSupport::Cache::Store
+    # Options of the bus, passed to the native core as given.
+    BUS_OPTIONS = %i[channel secret broadcast_max_bytes queue_capacity health_interval health_timeout
+                     reconnect_max].freeze
+
     # Options consumed by this store; the others are ActiveSupport's.
-    STORE_OPTIONS = %i[cache redis channel size sync secret broadcast_max_bytes].freeze
+    STORE_OPTIONS = (%i[cache redis size sync] + BUS_OPTIONS).freeze
+
+    # How long #wait_for_connection, #flush_sync and #close wait in one native
+    # call: short, so that Ruby can deliver interrupts (Ctrl-C, Thread#raise)
+    # between calls.
+    WAIT_SLICE = 0.05
 
     # Default L1 byte budget.
     DEFAULT_SIZE = 32 * 1024 * 1024
@@ -60,6 +72,18 @@ module SyncedMemoryStore
     # Returned by the native read for "no usable entry"; nil is a cached value.
     MISS = Object.new.freeze
     private_constant :MISS
+
+    # Stands in for the node of a closed store: every use raises.
+    class ClosedNode
+      def method_missing(*)
+        raise ClosedError, "this SyncedMemoryStore::Store was closed"
+      end
+
+      def respond_to_missing?(*)
+        true
+      end
+    end
+    private_constant :ClosedNode
 
     # ActiveSupport 6.1's Entry keeps its expiry relative to a creation stamp.
     RELATIVE_EXPIRY = ActiveSupport.gem_version < Gem::Version.new("7.0")
@@ -82,8 +106,10 @@ module SyncedMemoryStore
       options[:compress] = false unless options.key?(:compress)
       super(options)
       @l2 = L2.wrap(settings[:cache])
-      @node = Node.new(settings.fetch(:size, DEFAULT_SIZE))
+      @node = Node.new(settings.fetch(:size, DEFAULT_SIZE), bus_options(settings))
+      @pid = Process.pid
       @counter_lock = Mutex.new
+      SyncedMemoryStore.track(self)
     end
 
     # Reads +name+; see ActiveSupport::Cache::Store#read. A plain String key read
@@ -148,9 +174,10 @@ module SyncedMemoryStore
 
     # Deletes everything, from L2 too (for a RedisCacheStore without a
     # namespace that is FLUSHDB, as it is for RedisCacheStore#clear).
-    def clear(_options = nil)
+    def clear(options = nil)
+      node = bus_node
       @l2&.clear
-      @node.clear
+      node.clear(publish?(options || {}))
       true
     end
 
@@ -166,22 +193,87 @@ module SyncedMemoryStore
       instrument(:delete_matched, matcher.inspect) do
         glob = namespace_key(matcher, options) if matcher.is_a?(String)
         pattern = glob ? Glob.to_regexp(glob) : key_matcher(matcher, options)
+        node = bus_node
         @l2&.delete_matched(pattern, glob)
-        @node.keys.count { |key| pattern.match?(key.scrub) && @node.delete(key) }
+        # Other processes match a glob natively; a Regexp they cannot run
+        # without Ruby, so it makes them drop everything (they refill from L2).
+        node.delete_matched(node.keys.select { |key| pattern.match?(key.scrub) }, glob, publish?(options))
       end
     end
 
-    # Counters and sizes: :l1_hits, :l1_misses, :l2_hits, :l2_misses,
-    # :l1_entries, :l1_bytes, :l1_budget.
+    # Counters and state: :l1_hits, :l1_misses, :l2_hits, :l2_misses,
+    # :l1_entries, :l1_bytes, :l1_budget; and for the bus :published (changes
+    # sent), :received (messages, own echoes included), :applied (changes),
+    # :rejected (messages that failed to decode or verify), :reconnects,
+    # :dropped (changes lost to a full queue, replaced by a clear), :conflicts
+    # (concurrent writes invalidated everywhere), :queued, :pending, :connected
+    # and :trusted (whether reads may use L1 now).
     def stats
       @node.stats
     end
 
-    # A summary with sizes; never shows connection settings or secrets.
+    # Whether the subscription to the bus is up (always false with sync off).
+    def connected?
+      @node.connected?
+    end
+
+    # Waits up to +timeout+ seconds for the subscription to the bus; true, or
+    # raises SyncedMemoryStore::ConnectionError. Construction never waits: the
+    # store works as a two-level store until the bus is up.
+    def wait_for_connection(timeout = 5)
+      raise ConnectionError, "this store has sync: false, so it has no bus to connect to" unless @node.sync?
+      return true if wait_in_slices(timeout) { |slice| @node.wait_for_connection(slice) }
+
+      raise ConnectionError, "not subscribed to #{@node.bus_description} within #{timeout}s"
+    end
+
+    # Waits up to +timeout+ seconds until every change this process queued for
+    # the bus has been published; true, or raises SyncedMemoryStore::ConnectionError.
+    def flush_sync(timeout = 5)
+      return true if wait_in_slices(timeout) { |slice| @node.flush(slice) }
+
+      raise ConnectionError, "queued changes not published to #{@node.bus_description} within #{timeout}s"
+    end
+
+    # Stops the bus threads (publishing what is queued first, while Redis is
+    # reachable) and makes the store unusable: any later call raises
+    # SyncedMemoryStore::ClosedError. Idempotent.
+    def close(timeout = 5)
+      return if @closed
+
+      @closed = true
+      node = @node
+      @node = ClosedNode.new
+      wait_in_slices(timeout) { |slice| node.close(slice) }
+      nil
+    end
+
+    # Whether #close was called.
+    def closed?
+      @closed ? true : false
+    end
+
+    # A summary with sizes; never shows connection credentials or secrets.
     def inspect
+      return "#<#{self.class.name} closed>" if @closed
+
       stats = @node.stats
+      bus = @node.sync? ? "#{@node.bus_description} connected=#{stats[:connected]}" : "off"
       "#<#{self.class.name} entries=#{stats[:l1_entries]} size=#{stats[:l1_bytes]} " \
-        "budget=#{stats[:l1_budget]} l2=#{@l2 ? @l2.description : "none"} options=#{@options.inspect}>"
+        "budget=#{stats[:l1_budget]} l2=#{@l2 ? @l2.description : "none"} sync=#{bus} options=#{@options.inspect}>"
+    end
+
+    # In a forked child: a new node (threads, connections, id) replaces the one
+    # inherited from the parent, whose threads did not survive the fork. Called
+    # by the Process._fork hook, and from write paths when the pid changed.
+    def after_fork
+      return if @closed || @pid == Process.pid
+
+      inherited = @node
+      @node = inherited.respawn
+      inherited.abandon_after_fork
+      @pid = Process.pid
+      @counter_lock = Mutex.new
     end
 
     private
@@ -226,6 +318,53 @@ module SyncedMemoryStore
       options
     end
 
+    # The native bus options for the store's settings, or nil with sync off.
+    def bus_options(settings)
+      sync = settings.fetch(:sync, true)
+      raise ConfigurationError, "sync: must be true or false (got #{sync.inspect})" unless [true, false].include?(sync)
+      return unless sync
+
+      options = settings.slice(*BUS_OPTIONS).compact
+      options[:secret] = options[:secret].to_s if options.key?(:secret)
+      options[:redis] = RedisOption.normalize(settings[:redis])
+      options
+    end
+
+    def publish?(options)
+      !options[:silent]
+    end
+
+    # The node, after making sure it belongs to this process: a fork that
+    # bypassed Process._fork is caught here, before anything is published.
+    def bus_node
+      after_fork if @pid != Process.pid
+      @node
+    end
+
+    # Runs the L2 half of a change to +key+, registered with the bus first so a
+    # concurrent change from another process is noticed (see the README's "How
+    # sync works"). The block ends with a node write or delete that passes
+    # <tt>begun: publish</tt>, or raises, and then the registration is dropped.
+    def changing(key, publish)
+      node = bus_node
+      node.begin(key) if publish
+      yield node
+    rescue Exception # rubocop:disable Lint/RescueException -- whatever stopped it, the change never reached L1
+      node.abandon(key) if publish
+      raise
+    end
+
+    # Calls the block with short timeouts until it returns true or +timeout+
+    # seconds have passed; returns whether it returned true.
+    def wait_in_slices(timeout)
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout.to_f
+      loop do
+        left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        return true if yield(left.clamp(0, WAIT_SLICE))
+        return false if left <= 0
+      end
+    end
+
     def coder_option(coder)
       return if coder.nil?
       return coder if coder.respond_to?(:dump) && coder.respond_to?(:load)
@@ -254,45 +393,50 @@ module SyncedMemoryStore
     end
 
     # Stores +value+ in L2 (unless <tt>persist: false</tt>, which removes the
-    # key from L2) and then in L1. Returns false, leaving the key out of L1,
-    # when L2 refuses (unless_exist found an entry) or fails. A raw value goes
-    # to L1 in the form the L2 gives it back in, so every process reads the same. A value that cannot
-    # be serialized raises TypeError with nothing stored: L2 raises before
+    # key from L2) and then in L1, publishing it unless <tt>silent: true</tt>.
+    # Returns false, leaving the key out of every L1, when L2 refuses
+    # (unless_exist found an entry) or fails. A raw value goes to L1 in the form
+    # the L2 gives it back in, so every process reads the same. A value that
+    # cannot be serialized raises TypeError with nothing stored: L2 raises before
     # storing, and a value only L1 cannot encode is taken back out of L2.
     def store_value(key, value, version, expires_at, options, entry: nil)
-      if @l2
+      publish = publish?(options)
+      unless @l2
+        bus_node
+        return store_in_l1(key, value, version, expires_at, options, entry: entry, publish: publish)
+      end
+
+      changing(key, publish) do |node|
         if options[:persist] == false
           @l2.delete_entry(key, options)
         else
           entry ||= build_entry(value, version, expires_at)
           unless @l2.write_entry(key, l2_entry(entry), options)
-            @node.delete(key)
+            node.delete(key, publish, publish)
             return false
           end
-          written = true
-          # L1 holds a raw value as the L2 returns it (RedisCacheStore: a String).
           value = @l2.raw_value(value) if options[:raw]
         end
-      end
-      begin
-        store_in_l1(key, value, version, expires_at, options, entry: entry)
-      rescue TypeError
-        if written
-          @l2.delete_entry(key, options)
-          @node.delete(key)
+        begin
+          store_in_l1(key, value, version, expires_at, options, entry: entry, publish: publish, begun: publish)
+        rescue TypeError
+          @l2.delete_entry(key, options) unless options[:persist] == false
+          node.delete(key, publish, publish)
+          raise
         end
-        raise
       end
     end
 
-    def store_in_l1(key, value, version, expires_at, options, entry: nil)
+    # The L1 half of a write (the node was checked for a fork by the caller).
+    def store_in_l1(key, value, version, expires_at, options, entry: nil, publish: true, begun: false)
       unless_exist = options[:unless_exist] && !@l2
+      keep = keep_for(expires_at, options)
       if @entry_coder
         payload = @entry_coder.dump(entry || build_entry(value, version, expires_at))
-        return @node.write(key, payload, true, version, expires_at, keep_for(expires_at, options), nil, unless_exist)
+        return @node.write(key, payload, true, version, expires_at, keep, nil, unless_exist, publish, begun)
       end
-      @node.write(key, value, false, version, expires_at, keep_for(expires_at, options),
-                  compress_threshold(options), unless_exist)
+      @node.write(key, value, false, version, expires_at, keep, compress_threshold(options), unless_exist, publish,
+                  begun)
     end
 
     # An ActiveSupport entry with exactly this version and expiry, built the same
@@ -406,7 +550,7 @@ module SyncedMemoryStore
 
       entry = entry_from_l1(*parts)
       if entry.expired?
-        @node.delete(key)
+        @node.delete(key, false, false)
         MISS
       else
         entry.mismatched?(version) ? MISS : entry.value
@@ -433,38 +577,70 @@ module SyncedMemoryStore
     # ActiveSupport's hook: writes <tt>{ key => Entry }</tt>, to L2 in one call.
     def write_multi_entries(entries, **options)
       return true if entries.empty?
-      return false unless write_multi_to_l2(entries, options)
 
-      raw = @l2 && options[:raw] && options[:persist] != false
-      entries.each do |key, entry|
-        value = raw ? @l2.raw_value(entry.value) : entry.value
-        store_in_l1(key, value, entry.version, entry.expires_at, options, entry: entry)
+      publish = publish?(options)
+      node = bus_node
+      unless @l2
+        entries.each do |key, entry|
+          store_in_l1(key, entry.value, entry.version, entry.expires_at, options, entry: entry, publish: publish)
+        end
+        return true
       end
-      true
+
+      changing_all(node, entries.keys, publish) do
+        return false unless write_multi_to_l2(node, entries, options, publish)
+
+        entries.each do |key, entry|
+          value = options[:raw] && options[:persist] != false ? @l2.raw_value(entry.value) : entry.value
+          store_in_l1(key, value, entry.version, entry.expires_at, options, entry: entry, publish: publish,
+                                                                            begun: publish)
+        end
+        true
+      end
     end
 
-    # The L2 half of write_multi_entries; false (with the keys left out of L1)
-    # when the L2 reports a failure.
-    def write_multi_to_l2(entries, options)
-      return true unless @l2
-      return @l2.delete_multi_entries(entries.keys, options) || true if options[:persist] == false
+    # The L2 half of write_multi_entries; false (with the keys dropped from
+    # every L1) when the L2 reports a failure.
+    def write_multi_to_l2(node, entries, options, publish)
+      if options[:persist] == false
+        @l2.delete_multi_entries(entries.keys, options)
+        return true
+      end
       return true if @l2.write_multi_entries(entries.transform_values { |entry| l2_entry(entry) }, options)
 
-      entries.each_key { |key| @node.delete(key) }
+      entries.each_key { |key| node.delete(key, publish, publish) }
       false
     end
 
-    # ActiveSupport's hook: deletes +key+ from both levels.
+    # #changing for several keys at once (multi-key L2 calls).
+    def changing_all(node, keys, publish)
+      keys.each { |key| node.begin(key) } if publish
+      yield
+    rescue Exception # rubocop:disable Lint/RescueException -- as in #changing
+      keys.each { |key| node.abandon(key) } if publish
+      raise
+    end
+
+    # ActiveSupport's hook: deletes +key+ from both levels, and from every
+    # other process's L1 unless <tt>silent: true</tt>.
     def delete_entry(key, **options)
-      deleted = @l2 ? @l2.delete_entry(key, options) : false
-      @node.delete(key) || deleted
+      publish = publish?(options)
+      changing(key, publish) do |node|
+        deleted = @l2 ? @l2.delete_entry(key, options) : false
+        node.delete(key, publish, publish) || deleted
+      end
     end
 
     # ActiveSupport's hook: deletes +keys+ from both levels; returns how many
     # existed (by L2's count when there is an L2, which holds everything L1 does).
     def delete_multi_entries(keys, **options)
-      l1_count = keys.count { |key| @node.delete(key) }
-      @l2 ? @l2.delete_multi_entries(keys, options) : l1_count
+      publish = publish?(options)
+      node = bus_node
+      changing_all(node, keys, publish) do
+        l2_count = @l2&.delete_multi_entries(keys, options)
+        l1_count = keys.count { |key| node.delete(key, publish, publish) }
+        l2_count || l1_count
+      end
     end
 
     def count(operation, name, amount, options)
@@ -472,9 +648,12 @@ module SyncedMemoryStore
       key = normalize_key(name, options)
       instrument(operation, key, { amount: amount }) do
         if @l2
-          result = @l2.count(operation, key, amount, options)
-          @node.delete(key)
-          result
+          publish = publish?(options)
+          changing(key, publish) do |node|
+            result = @l2.count(operation, key, amount, options)
+            node.delete(key, publish, publish)
+            result
+          end
         else
           delta = operation == :increment ? amount : -amount
           @counter_lock.synchronize { count_in_l1(key, normalize_version(name, options), delta, options) }

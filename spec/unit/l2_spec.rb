@@ -96,7 +96,7 @@ RSpec.describe SyncedMemoryStore::Store, "with an L2" do
     reading.pop
     l2.gate = nil
     l2.write("k", "rewritten after the clear") # as another process would, after our clear reached it
-    store.instance_variable_get(:@node).clear
+    store.instance_variable_get(:@node).clear(false)
     proceed << true
     reader.join
 

@@ -1,10 +1,13 @@
 //! Rust core of synced_memory_store: L1 memory, the entry record and its codec,
 //! and (with sync on) the Redis bus. Only the `ruby` module touches Ruby.
 
+pub mod bus;
 pub mod config;
 pub mod error;
+pub mod glob;
 pub mod l1;
 pub mod node;
+pub mod pending;
 pub mod record;
 pub mod stats;
 

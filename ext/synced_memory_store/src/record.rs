@@ -48,8 +48,10 @@ pub struct Record {
     /// Absolute expiry in seconds since the Unix epoch; `None` never expires.
     pub expires_at: Option<f64>,
     /// The entry's normalized version (ActiveSupport's `version:`), if any.
+    #[serde(with = "serde_bytes")]
     pub version: Option<Box<[u8]>>,
     /// The encoded value.
+    #[serde(with = "serde_bytes")]
     pub payload: Box<[u8]>,
 }
 

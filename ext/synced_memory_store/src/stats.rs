@@ -14,6 +14,20 @@ pub struct Stats {
     pub l2_hits: AtomicU64,
     /// L1 misses L2 could not answer either.
     pub l2_misses: AtomicU64,
+    /// Changes this node published.
+    pub published: AtomicU64,
+    /// Messages this node received from the bus (its own echoes included).
+    pub received: AtomicU64,
+    /// Changes this node applied from received messages.
+    pub applied: AtomicU64,
+    /// Messages rejected: garbage, truncated, oversized, unknown format, forged.
+    pub rejected: AtomicU64,
+    /// Times the subscription was re-established after a loss.
+    pub reconnects: AtomicU64,
+    /// Changes dropped because the publish queue was full (a clear went out instead).
+    pub dropped: AtomicU64,
+    /// Local writes found conflicting with another node's and invalidated everywhere.
+    pub conflicts: AtomicU64,
 }
 
 impl Stats {

@@ -3,6 +3,8 @@
 
 mod errors;
 mod node;
+mod nogvl;
+mod options;
 mod value;
 
 use magnus::{Error, Ruby};

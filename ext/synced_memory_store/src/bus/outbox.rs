@@ -1,0 +1,256 @@
+//! The publish queue between Ruby threads (which never wait on the network) and
+//! the publisher thread.
+//!
+//! Every queued change gets the next sequence number under the queue's lock, so
+//! the order of sequence numbers is the order of publication. The queue is
+//! bounded: a change that finds it full is dropped, and the next batch taken ends
+//! with a `Clear`, so an overflow costs every node its L1 but never leaves a stale
+//! entry behind.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::bus::message::{Change, Op};
+
+/// Largest number of changes in one batch (one PUBLISH).
+pub const BATCH_CHANGES: usize = 1024;
+
+#[derive(Default)]
+struct State {
+    last_seq: u64,
+    queue: VecDeque<Change>,
+    overflowed: bool,
+    published_through: u64,
+    closed: bool,
+}
+
+/// The bounded queue of changes waiting to be published.
+pub struct Outbox {
+    state: Mutex<State>,
+    work: Condvar,
+    progress: Condvar,
+    capacity: usize,
+}
+
+impl Outbox {
+    /// An empty queue holding at most `capacity` changes.
+    pub fn new(capacity: usize) -> Self {
+        Outbox {
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            progress: Condvar::new(),
+            capacity,
+        }
+    }
+
+    /// Queues `op`; returns its sequence number and whether it was queued (false:
+    /// the queue was full, the op is dropped and a `Clear` will follow).
+    pub fn push(&self, op: Op) -> (u64, bool) {
+        let mut state = self.state.lock();
+        state.last_seq += 1;
+        let seq = state.last_seq;
+        let queued = state.queue.len() < self.capacity;
+        if queued {
+            state.queue.push_back(Change { seq, op });
+        } else {
+            state.overflowed = true;
+        }
+        drop(state);
+        self.work.notify_one();
+        (seq, queued)
+    }
+
+    /// Waits for changes and takes up to `max_changes` of them (and at most
+    /// `max_bytes` by their rough size, but always at least one). Returns None
+    /// once the queue is closed and empty.
+    pub fn take(&self, max_changes: usize, max_bytes: usize) -> Option<Vec<Change>> {
+        let mut state = self.state.lock();
+        loop {
+            if state.overflowed {
+                // After whatever was dropped: every node drops everything.
+                state.overflowed = false;
+                state.last_seq += 1;
+                let seq = state.last_seq;
+                state.queue.push_back(Change { seq, op: Op::Clear });
+            }
+            if !state.queue.is_empty() {
+                let mut bytes = 0;
+                let mut changes = Vec::new();
+                while let Some(change) = state.queue.front() {
+                    let size = rough_size(&change.op);
+                    if !changes.is_empty()
+                        && (changes.len() >= max_changes || bytes + size > max_bytes)
+                    {
+                        break;
+                    }
+                    bytes += size;
+                    changes.push(state.queue.pop_front().expect("front was Some"));
+                }
+                return Some(changes);
+            }
+            if state.closed {
+                return None;
+            }
+            self.work.wait(&mut state);
+        }
+    }
+
+    /// Every change up to `seq` has been published.
+    pub fn published(&self, seq: u64) {
+        let mut state = self.state.lock();
+        state.published_through = state.published_through.max(seq);
+        drop(state);
+        self.progress.notify_all();
+    }
+
+    /// Puts back changes whose PUBLISH failed, in forms that are safe to publish
+    /// whether or not the first attempt reached anyone (a write becomes an
+    /// invalidation), behind everything queued meanwhile and with new sequence
+    /// numbers, so publication order stays sequence order.
+    pub fn requeue_safely(&self, failed: Vec<Change>) {
+        let mut state = self.state.lock();
+        for change in failed {
+            let op = match change.op {
+                Op::Put { key, .. } => Op::Invalidate { key },
+                other => other,
+            };
+            state.last_seq += 1;
+            let seq = state.last_seq;
+            state.queue.push_back(Change { seq, op });
+        }
+        drop(state);
+        self.work.notify_one();
+    }
+
+    /// The sequence number of the last change queued (or dropped).
+    pub fn last_seq(&self) -> u64 {
+        self.state.lock().last_seq
+    }
+
+    /// Waits until everything queued before the call has been published, or until
+    /// `deadline`; returns whether it was.
+    pub fn wait_published(&self, deadline: Instant) -> bool {
+        let mut state = self.state.lock();
+        let target = state.last_seq;
+        while state.published_through < target {
+            if self.progress.wait_until(&mut state, deadline).timed_out() {
+                return state.published_through >= target;
+            }
+        }
+        true
+    }
+
+    /// Number of changes waiting.
+    pub fn len(&self) -> usize {
+        self.state.lock().queue.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stops accepting work: `take` drains what is queued, then returns None.
+    pub fn close(&self) {
+        self.state.lock().closed = true;
+        self.work.notify_all();
+        self.progress.notify_all();
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+}
+
+fn rough_size(op: &Op) -> usize {
+    match op {
+        Op::Put { key, record, .. } => key.len() + record.heap_bytes() + 32,
+        Op::Invalidate { key } => key.len() + 8,
+        Op::DeleteMatched { glob } => glob.len() + 8,
+        Op::Clear | Op::Marker => 8,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn invalidate(key: &str) -> Op {
+        Op::Invalidate {
+            key: key.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_follow_queue_order_and_batches_respect_the_limits() {
+        let outbox = Outbox::new(100);
+        for i in 0..5 {
+            assert_eq!(outbox.push(invalidate(&format!("k{i}"))), (i + 1, true));
+        }
+        let first = outbox.take(2, usize::MAX).unwrap();
+        assert_eq!(first.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
+        let rest = outbox.take(10, 1).unwrap();
+        assert_eq!(
+            rest.len(),
+            1,
+            "at least one change even when over the byte budget"
+        );
+        assert_eq!(outbox.len(), 2);
+    }
+
+    #[test]
+    fn an_overflow_drops_changes_and_ends_the_next_batch_with_a_clear() {
+        let outbox = Outbox::new(2);
+        assert!(outbox.push(invalidate("a")).1);
+        assert!(outbox.push(invalidate("b")).1);
+        assert_eq!(outbox.push(invalidate("c")), (3, false));
+        let batch = outbox.take(10, usize::MAX).unwrap();
+        assert_eq!(batch.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2, 4]);
+        assert_eq!(batch[2].op, Op::Clear);
+    }
+
+    #[test]
+    fn failed_changes_come_back_as_safe_ops_with_later_numbers() {
+        let outbox = Outbox::new(10);
+        outbox.push(Op::Put {
+            key: b"k".to_vec(),
+            record: crate::record::Record::new(crate::record::Kind::Nil, vec![]),
+            keep_for: None,
+        });
+        let failed = outbox.take(10, usize::MAX).unwrap();
+        outbox.push(invalidate("meanwhile"));
+        outbox.requeue_safely(failed);
+        let batch = outbox.take(10, usize::MAX).unwrap();
+        assert_eq!(batch.iter().map(|c| c.seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(batch[1].op, invalidate("k"));
+    }
+
+    #[test]
+    fn waiting_for_publication_ends_when_published_or_at_the_deadline() {
+        let outbox = std::sync::Arc::new(Outbox::new(10));
+        outbox.push(invalidate("a"));
+        assert!(!outbox.wait_published(Instant::now() + Duration::from_millis(10)));
+        let publisher = {
+            let outbox = outbox.clone();
+            std::thread::spawn(move || {
+                let batch = outbox.take(10, usize::MAX).unwrap();
+                outbox.published(batch.last().unwrap().seq);
+            })
+        };
+        assert!(outbox.wait_published(Instant::now() + Duration::from_secs(5)));
+        publisher.join().unwrap();
+    }
+
+    #[test]
+    fn closing_drains_then_ends() {
+        let outbox = Outbox::new(10);
+        outbox.push(invalidate("a"));
+        outbox.close();
+        assert!(outbox.take(10, usize::MAX).is_some());
+        assert!(outbox.take(10, usize::MAX).is_none());
+    }
+}

@@ -1,0 +1,386 @@
+//! Validated settings of the bus: where Redis is, which channel, how to judge
+//! its health. Errors name the option at fault.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use redis::{
+    ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates,
+};
+
+use crate::bus::message::Secret;
+use crate::error::{Error, Result};
+
+/// Default channel name.
+pub const DEFAULT_CHANNEL: &str = "synced_memory_store";
+/// Default largest entry shipped by value; larger ones ship as invalidations.
+pub const DEFAULT_BROADCAST_MAX_BYTES: usize = 64 * 1024;
+/// Default bound of the publish queue; beyond it the node drops what it cannot
+/// send and publishes "drop everything" instead.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
+
+/// The `redis:` option, as the Ruby side hands it over (a URL and/or parts).
+#[derive(Clone, Debug, Default)]
+pub struct RedisOption {
+    /// `redis://`, `rediss://` or `unix://` URL.
+    pub url: Option<String>,
+    /// Host name (instead of a URL).
+    pub host: Option<String>,
+    /// Port (default 6379).
+    pub port: Option<i64>,
+    /// Unix socket path (instead of host and port).
+    pub path: Option<String>,
+    /// Database number.
+    pub db: Option<i64>,
+    /// ACL user name.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// Use TLS.
+    pub ssl: Option<bool>,
+    /// Verify the server's certificate (default true).
+    pub verify: Option<bool>,
+    /// PEM of the CA(s) to trust instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM client certificate (with `key_pem`) for mutual TLS.
+    pub cert_pem: Option<Vec<u8>>,
+    /// PEM client key.
+    pub key_pem: Option<Vec<u8>>,
+}
+
+/// Timing of the bus's health checks and reconnects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Health {
+    /// How often the subscription is PINGed.
+    pub interval: Duration,
+    /// How long L1 stays trusted after the last answered PING was sent; past it,
+    /// reads bypass L1 and the subscription is rebuilt.
+    pub timeout: Duration,
+    /// Longest wait between reconnect attempts (the wait doubles up to it).
+    pub reconnect_max: Duration,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Everything the bus threads need.
+#[derive(Clone)]
+pub struct BusSettings {
+    /// Where Redis is.
+    pub connection: ConnectionInfo,
+    /// TLS material beyond the system's roots, if any.
+    pub tls: Option<TlsCertificates>,
+    /// A printable address (no credentials), for errors and inspect.
+    pub description: String,
+    /// The pub/sub channel.
+    pub channel: String,
+    /// The HMAC key, when messages are signed.
+    pub secret: Option<Secret>,
+    /// Health checks and reconnects.
+    pub health: Health,
+    /// Largest entry (key plus encoded value) shipped by value.
+    pub broadcast_max_bytes: usize,
+    /// Bound of the publish queue, in changes.
+    pub queue_capacity: usize,
+}
+
+impl BusSettings {
+    /// Largest message accepted from the bus: a full batch of by-value entries.
+    pub fn max_message_bytes(&self) -> usize {
+        crate::bus::publisher::BATCH_BYTES + self.broadcast_max_bytes + 64 * 1024
+    }
+
+    /// Builds the settings, checking each option.
+    pub fn new(
+        redis: &RedisOption,
+        channel: &str,
+        secret: Option<&[u8]>,
+        health: Health,
+        broadcast_max_bytes: i64,
+        queue_capacity: i64,
+    ) -> Result<Self> {
+        if channel.is_empty() {
+            return Err(config("channel: must be a non-empty String".into()));
+        }
+        if secret.is_some_and(|s| s.is_empty()) {
+            return Err(config("secret: must not be empty".into()));
+        }
+        check_health(&health)?;
+        let broadcast_max_bytes = usize::try_from(broadcast_max_bytes).map_err(|_| {
+            config(format!(
+                "broadcast_max_bytes: must be zero or more (got {broadcast_max_bytes})"
+            ))
+        })?;
+        if broadcast_max_bytes > 64 * 1024 * 1024 {
+            return Err(config(format!(
+                "broadcast_max_bytes: must be at most 64 MiB (got {broadcast_max_bytes})"
+            )));
+        }
+        let queue_capacity = usize::try_from(queue_capacity)
+            .ok()
+            .filter(|&capacity| capacity >= 1)
+            .ok_or_else(|| {
+                config(format!(
+                    "queue_capacity: must be at least 1 (got {queue_capacity})"
+                ))
+            })?;
+        let (connection, description) = connection_info(redis)?;
+        Ok(BusSettings {
+            connection,
+            tls: tls_certificates(redis)?,
+            description,
+            channel: channel.to_owned(),
+            secret: secret.map(Secret::new),
+            health,
+            broadcast_max_bytes,
+            queue_capacity,
+        })
+    }
+}
+
+fn config(message: String) -> Error {
+    Error::Configuration(message)
+}
+
+fn check_health(health: &Health) -> Result<()> {
+    if health.interval < Duration::from_millis(1) {
+        return Err(config(format!(
+            "health_interval: must be at least 0.001 s (got {:?})",
+            health.interval
+        )));
+    }
+    if health.timeout <= health.interval {
+        return Err(config(format!(
+            "health_timeout: must be longer than health_interval ({:?} <= {:?})",
+            health.timeout, health.interval
+        )));
+    }
+    if health.reconnect_max < Duration::from_millis(1) {
+        return Err(config(format!(
+            "reconnect_max: must be at least 0.001 s (got {:?})",
+            health.reconnect_max
+        )));
+    }
+    Ok(())
+}
+
+fn connection_info(redis: &RedisOption) -> Result<(ConnectionInfo, String)> {
+    let base = match &redis.url {
+        Some(url) => url.as_str().into_connection_info().map_err(|e| {
+            config(format!(
+                "redis: {url_shown} is not a Redis URL ({e})",
+                url_shown = redacted(url)
+            ))
+        })?,
+        None => ConnectionAddr::Tcp("127.0.0.1".into(), 6379)
+            .into_connection_info()
+            .expect("a TCP address is a connection"),
+    };
+    let addr = address(redis, base.addr().clone())?;
+    let mut settings = base.redis_settings().clone();
+    if let Some(db) = redis.db {
+        if db < 0 {
+            return Err(config(format!("redis: db must be zero or more (got {db})")));
+        }
+        settings = settings.set_db(db);
+    }
+    if let Some(username) = &redis.username {
+        settings = settings.set_username(username);
+    }
+    if let Some(password) = &redis.password {
+        settings = settings.set_password(password);
+    }
+    let description = describe(&addr, &settings);
+    let info = base.set_addr(addr).set_redis_settings(
+        settings.set_lib_name("synced_memory_store", env!("CARGO_PKG_VERSION")),
+    );
+    Ok((info, description))
+}
+
+fn address(redis: &RedisOption, from_url: ConnectionAddr) -> Result<ConnectionAddr> {
+    if let Some(path) = &redis.path {
+        return Ok(ConnectionAddr::Unix(PathBuf::from(path)));
+    }
+    let (url_host, url_port, url_tls) = match &from_url {
+        ConnectionAddr::Tcp(host, port) => (host.clone(), *port, false),
+        ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port, true),
+        ConnectionAddr::Unix(_) if redis.host.is_none() && redis.port.is_none() => {
+            return Ok(from_url)
+        }
+        _ => ("127.0.0.1".into(), 6379, false),
+    };
+    let host = redis.host.clone().unwrap_or(url_host);
+    let port = match redis.port {
+        Some(port) => u16::try_from(port).ok().filter(|&p| p > 0).ok_or_else(|| {
+            config(format!(
+                "redis: port must be between 1 and 65535 (got {port})"
+            ))
+        })?,
+        None => url_port,
+    };
+    let tls = redis.ssl.unwrap_or(url_tls);
+    let insecure = match (&from_url, redis.verify) {
+        (_, Some(verify)) => !verify,
+        (ConnectionAddr::TcpTls { insecure, .. }, None) => *insecure,
+        _ => false,
+    };
+    Ok(if tls {
+        ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(host, port)
+    })
+}
+
+fn tls_certificates(redis: &RedisOption) -> Result<Option<TlsCertificates>> {
+    let root_cert = redis.ca_pem.clone();
+    let client_tls = match (&redis.cert_pem, &redis.key_pem) {
+        (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig {
+            client_cert: client_cert.clone(),
+            client_key: client_key.clone(),
+        }),
+        (None, None) => None,
+        _ => return Err(config("redis: ssl_params cert and key go together".into())),
+    };
+    Ok(
+        (root_cert.is_some() || client_tls.is_some()).then_some(TlsCertificates {
+            client_tls,
+            root_cert,
+        }),
+    )
+}
+
+fn describe(addr: &ConnectionAddr, settings: &RedisConnectionInfo) -> String {
+    match addr {
+        ConnectionAddr::Tcp(host, port) => format!("redis://{host}:{port}/{}", settings.db()),
+        ConnectionAddr::TcpTls { host, port, .. } => {
+            format!("rediss://{host}:{port}/{}", settings.db())
+        }
+        ConnectionAddr::Unix(path) => format!("unix://{}?db={}", path.display(), settings.db()),
+        _ => format!("redis ({:?})/{}", addr, settings.db()),
+    }
+}
+
+/// `url` with any password replaced, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://[credentials]@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(redis: RedisOption) -> Result<BusSettings> {
+        BusSettings::new(
+            &redis,
+            DEFAULT_CHANNEL,
+            None,
+            Health::default(),
+            65536,
+            1000,
+        )
+    }
+
+    fn url(url: &str) -> RedisOption {
+        RedisOption {
+            url: Some(url.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn urls_of_every_scheme_are_understood() {
+        let plain = settings(url("redis://user:pw@cache.internal:6380/3")).unwrap();
+        assert_eq!(plain.description, "redis://cache.internal:6380/3");
+        assert_eq!(plain.connection.redis_settings().username(), Some("user"));
+        assert_eq!(plain.connection.redis_settings().password(), Some("pw"));
+
+        let tls = settings(url("rediss://cache.internal:6390/0")).unwrap();
+        assert!(matches!(
+            tls.connection.addr(),
+            ConnectionAddr::TcpTls {
+                port: 6390,
+                insecure: false,
+                ..
+            }
+        ));
+
+        let unix = settings(url("unix:///run/redis.sock?db=2")).unwrap();
+        assert_eq!(unix.description, "unix:///run/redis.sock?db=2");
+    }
+
+    #[test]
+    fn parts_override_the_url_and_default_to_localhost() {
+        let parts = settings(RedisOption {
+            url: Some("redis://a:1/0".into()),
+            host: Some("b".into()),
+            port: Some(2),
+            db: Some(5),
+            ssl: Some(true),
+            verify: Some(false),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(matches!(
+            parts.connection.addr(),
+            ConnectionAddr::TcpTls {
+                port: 2,
+                insecure: true,
+                ..
+            }
+        ));
+        assert_eq!(parts.description, "rediss://b:2/5");
+        assert_eq!(
+            settings(RedisOption::default()).unwrap().description,
+            "redis://127.0.0.1:6379/0"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_option() {
+        let error = |redis, channel: &str, health: Health, broadcast: i64| {
+            BusSettings::new(&redis, channel, None, health, broadcast, 10)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        let ok = Health::default();
+        assert!(error(url("http://nope"), "c", ok.clone(), 1).starts_with("redis:"));
+        assert!(!error(url("redis://u:hunter2@[::1"), "c", ok.clone(), 1).contains("hunter2"));
+        let port = RedisOption {
+            port: Some(70000),
+            ..Default::default()
+        };
+        assert!(error(port, "c", ok.clone(), 1).contains("port"));
+        assert!(error(RedisOption::default(), "", ok.clone(), 1).starts_with("channel:"));
+        assert!(
+            error(RedisOption::default(), "c", ok.clone(), -1).starts_with("broadcast_max_bytes:")
+        );
+        let slow = Health {
+            timeout: Duration::from_millis(50),
+            ..Health::default()
+        };
+        assert!(error(RedisOption::default(), "c", slow, 1).starts_with("health_timeout:"));
+        let half_tls = RedisOption {
+            cert_pem: Some(b"pem".to_vec()),
+            ..Default::default()
+        };
+        assert!(error(half_tls, "c", ok, 1).contains("cert and key go together"));
+    }
+}

@@ -1,0 +1,292 @@
+//! Local changes whose echo has not come back yet, the record that makes
+//! concurrent writers converge.
+//!
+//! Redis delivers one channel's messages to every subscriber in one order, and
+//! every node applies them in that order, its own echoes included. With no L2 that
+//! alone makes all L1s agree. With an L2, two overlapping writes to one key can be
+//! ordered one way in L2 and the other way on the bus (A writes L2, B writes L2,
+//! B publishes, A publishes: L2 holds B's value, every L1 A's). The writer whose
+//! message is later on the bus can always see it happen: the other write's message
+//! reaches it after its own L2 write began (the other writer published after
+//! writing L2, which came after ours began) and before its own echo. So a node
+//! registers each local change before touching L2, marks it *conflicted* when a
+//! message from another sender touches the key before the echo, and on the echo of
+//! a conflicted change publishes an invalidation that every node applies after
+//! both writes: all fall back to L2.
+//!
+//! A node's own messages come back in the order it sent them, so the echo of
+//! change `s` proves that every change before `s` which has not echoed never will
+//! (it was dropped, or published while the subscription was down). Those are
+//! *lost*: their keys get an invalidation too, since other nodes may or may not
+//! have seen them.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// What the echo of a local change asks the node to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Echo {
+    /// The key's latest local change came back unopposed: apply it again (it may
+    /// have been dropped locally by a change from another node ordered before it).
+    Settle,
+    /// The key's latest local change came back after another sender touched the
+    /// key: drop it locally and publish an invalidation.
+    Conflicted,
+    /// A newer local change to the key is queued or under way: nothing to do yet.
+    Superseded,
+    /// No local change is pending for the key (an echo of a follow-up, or of a
+    /// change already settled as lost): apply it like anyone's.
+    Unknown,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    /// Sequence number of the latest queued change to the key; 0 when none is.
+    seq: u64,
+    /// Changes begun (registered before their L2 write) and not yet queued.
+    under_way: u32,
+    conflicted: bool,
+}
+
+/// The in-flight local changes of one node, by key.
+#[derive(Debug, Default)]
+pub struct Pending {
+    by_key: HashMap<Box<[u8]>, Entry>,
+    by_seq: BTreeMap<u64, Box<[u8]>>,
+}
+
+impl Pending {
+    /// Registers a local change to `key` before it reaches L2, so that messages
+    /// from other senders arriving during the L2 write are noticed. Two local
+    /// changes to one key whose L2 writes overlap may reach L2 and the bus in
+    /// different orders too, so a change begun while another is under way marks
+    /// the key conflicted. (Sequential changes do not: the earlier one was queued
+    /// before the later one's L2 write began.)
+    pub fn begin(&mut self, key: &[u8]) {
+        let entry = self.by_key.entry(key.into()).or_default();
+        if entry.under_way > 0 {
+            entry.conflicted = true;
+        }
+        entry.under_way += 1;
+    }
+
+    /// A begun change to `key` will not be queued after all (it failed).
+    pub fn abandon(&mut self, key: &[u8]) {
+        if let Some(entry) = self.by_key.get_mut(key) {
+            entry.under_way = entry.under_way.saturating_sub(1);
+            if entry.under_way == 0 && entry.seq == 0 {
+                self.by_key.remove(key);
+            }
+        }
+    }
+
+    /// The change to `key` was queued as `seq` (`begun`: it was registered with
+    /// `begin` first). A conflict already seen for the key stays marked.
+    pub fn queued(&mut self, key: &[u8], seq: u64, begun: bool) {
+        let entry = self.by_key.entry(key.into()).or_default();
+        if begun {
+            entry.under_way = entry.under_way.saturating_sub(1);
+        }
+        if entry.seq != 0 {
+            self.by_seq.remove(&entry.seq);
+        }
+        entry.seq = seq;
+        self.by_seq.insert(seq, key.into());
+    }
+
+    /// Whether `key` has a local change queued or under way.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    /// Whether `key`'s change in flight has been marked conflicted.
+    pub fn is_conflicted(&self, key: &[u8]) -> bool {
+        self.by_key.get(key).is_some_and(|entry| entry.conflicted)
+    }
+
+    /// Another sender touched `key`; returns whether a local change was in flight.
+    pub fn touched_by_peer(&mut self, key: &[u8]) -> bool {
+        match self.by_key.get_mut(key) {
+            Some(entry) => {
+                entry.conflicted = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Another sender touched the keys `matching` accepts (a delete_matched).
+    pub fn touched_by_peer_where(&mut self, matching: impl Fn(&[u8]) -> bool) {
+        self.by_key
+            .iter_mut()
+            .filter(|(key, _)| matching(key))
+            .for_each(|(_, entry)| entry.conflicted = true);
+    }
+
+    /// Another sender touched every key (a clear), or the subscription broke so
+    /// this node can no longer tell: every change in flight is conflicted.
+    pub fn touch_all(&mut self) {
+        self.by_key
+            .values_mut()
+            .for_each(|entry| entry.conflicted = true);
+    }
+
+    /// Keys whose queued changes precede `seq` and will never echo; forgets them.
+    /// A key with another change under way is kept, marked conflicted (whether the
+    /// lost change reached anyone is unknown), and not returned.
+    pub fn take_lost_before(&mut self, seq: u64) -> Vec<Box<[u8]>> {
+        let rest = self.by_seq.split_off(&seq);
+        let lost = std::mem::replace(&mut self.by_seq, rest);
+        let mut keys = Vec::with_capacity(lost.len());
+        for key in lost.into_values() {
+            match self.by_key.get_mut(&key) {
+                Some(entry) if entry.under_way > 0 => {
+                    entry.seq = 0;
+                    entry.conflicted = true;
+                }
+                Some(_) => {
+                    self.by_key.remove(&key);
+                    keys.push(key);
+                }
+                None => {}
+            }
+        }
+        keys
+    }
+
+    /// The echo of local change `seq` to `key` arrived (after the lost changes
+    /// before it were taken).
+    pub fn echo(&mut self, key: &[u8], seq: u64) -> Echo {
+        match self.by_key.get(key) {
+            None => Echo::Unknown,
+            Some(entry) if entry.under_way > 0 || entry.seq > seq => Echo::Superseded,
+            Some(entry) if entry.seq < seq => Echo::Unknown,
+            Some(entry) => {
+                let conflicted = entry.conflicted;
+                self.by_seq.remove(&seq);
+                self.by_key.remove(key);
+                if conflicted {
+                    Echo::Conflicted
+                } else {
+                    Echo::Settle
+                }
+            }
+        }
+    }
+
+    /// Number of keys with changes in flight.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Whether no change is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(pending: &mut Pending, key: &[u8], seq: u64) {
+        pending.begin(key);
+        pending.queued(key, seq, true);
+    }
+
+    #[test]
+    fn an_unopposed_change_settles_on_its_echo() {
+        let mut pending = Pending::default();
+        queue(&mut pending, b"k", 1);
+        assert!(pending.contains(b"k"));
+        assert_eq!(pending.echo(b"k", 1), Echo::Settle);
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn a_peer_touching_the_key_during_the_l2_write_or_before_the_echo_conflicts_it() {
+        let mut pending = Pending::default();
+        pending.begin(b"k");
+        assert!(
+            pending.touched_by_peer(b"k"),
+            "noticed while the L2 write is under way"
+        );
+        assert!(!pending.touched_by_peer(b"other"));
+        pending.queued(b"k", 1, true);
+        assert_eq!(pending.echo(b"k", 1), Echo::Conflicted);
+    }
+
+    #[test]
+    fn only_the_latest_local_change_settles_and_conflicts_carry_over() {
+        let mut pending = Pending::default();
+        queue(&mut pending, b"k", 1);
+        pending.touched_by_peer(b"k");
+        pending.begin(b"k");
+        assert_eq!(
+            pending.echo(b"k", 1),
+            Echo::Superseded,
+            "a newer change is under way"
+        );
+        pending.queued(b"k", 2, true);
+        assert!(pending.is_conflicted(b"k"));
+        assert_eq!(pending.echo(b"k", 2), Echo::Conflicted);
+        assert_eq!(pending.echo(b"k", 2), Echo::Unknown);
+    }
+
+    #[test]
+    fn overlapping_local_changes_conflict_and_sequential_ones_do_not() {
+        let mut pending = Pending::default();
+        queue(&mut pending, b"k", 1);
+        queue(&mut pending, b"k", 2);
+        assert_eq!(pending.echo(b"k", 2), Echo::Settle, "sequential");
+        pending.begin(b"k");
+        pending.begin(b"k");
+        pending.queued(b"k", 3, true);
+        pending.queued(b"k", 4, true);
+        assert_eq!(pending.echo(b"k", 4), Echo::Conflicted, "overlapping");
+    }
+
+    #[test]
+    fn an_abandoned_change_leaves_nothing_behind() {
+        let mut pending = Pending::default();
+        pending.begin(b"k");
+        pending.abandon(b"k");
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn changes_before_an_echo_that_never_echoed_are_lost() {
+        let mut pending = Pending::default();
+        queue(&mut pending, b"a", 1);
+        queue(&mut pending, b"b", 2);
+        queue(&mut pending, b"c", 4);
+        let mut lost = pending.take_lost_before(3);
+        lost.sort();
+        assert_eq!(lost, vec![Box::from(&b"a"[..]), Box::from(&b"b"[..])]);
+        assert_eq!(pending.len(), 1);
+        assert!(pending.take_lost_before(4).is_empty());
+        assert_eq!(pending.echo(b"c", 4), Echo::Settle);
+    }
+
+    #[test]
+    fn a_lost_change_with_another_under_way_marks_the_key_conflicted() {
+        let mut pending = Pending::default();
+        queue(&mut pending, b"k", 1);
+        pending.begin(b"k");
+        assert!(pending.take_lost_before(5).is_empty());
+        pending.queued(b"k", 6, true);
+        assert_eq!(pending.echo(b"k", 6), Echo::Conflicted);
+    }
+
+    #[test]
+    fn touch_all_and_touch_where_conflict_changes_in_flight() {
+        let mut pending = Pending::default();
+        queue(&mut pending, b"user:1", 1);
+        queue(&mut pending, b"post:1", 2);
+        pending.touched_by_peer_where(|key| key.starts_with(b"user:"));
+        assert_eq!(pending.echo(b"user:1", 1), Echo::Conflicted);
+        assert_eq!(pending.echo(b"post:1", 2), Echo::Settle);
+        queue(&mut pending, b"x", 3);
+        pending.touch_all();
+        assert_eq!(pending.echo(b"x", 3), Echo::Conflicted);
+    }
+}

@@ -1,0 +1,34 @@
+# frozen_string_literal: true
+
+# Fork safety for every store of the process (see SyncedMemoryStore::ForkHook).
+module SyncedMemoryStore
+  # Every open store, weakly held, so a forked child can give each a node of its
+  # own: native threads do not survive fork, and a child must not publish under
+  # its parent's node id or trust an L1 nobody keeps in sync any more.
+  @stores = ObjectSpace::WeakMap.new
+
+  class << self
+    # Registers +store+ for #after_fork (called by Store#initialize).
+    def track(store)
+      @stores[store] = true
+    end
+
+    # Gives every store a fresh node in a forked child (see Store#after_fork).
+    def after_fork
+      @stores.each_key(&:after_fork)
+    end
+  end
+
+  # Prepended to Process's singleton class: Ruby 3.1+ routes every fork
+  # (Process.fork, Kernel#fork, Puma and Unicorn workers) through Process._fork.
+  # Forks that bypass it are caught by the stores' pid check before they publish.
+  module ForkHook
+    def _fork
+      pid = super
+      SyncedMemoryStore.after_fork if pid.zero?
+      pid
+    end
+  end
+
+  Process.singleton_class.prepend(ForkHook) if Process.respond_to?(:_fork)
+end

@@ -1,0 +1,109 @@
+# frozen_string_literal: true
+
+module SyncedMemoryStore
+  # Turns the store's +redis:+ option into the Hash of connection parts the
+  # native bus takes: a URL String (<tt>redis://</tt>, <tt>rediss://</tt>,
+  # <tt>unix://</tt>), a Hash (+url+, +host+, +port+, +path+, +db+,
+  # +username+, +password+, +ssl+, +ssl_params+), or a redis-rb / redis-client
+  # object whose connection settings are read. Only settings are read from a
+  # client object; the bus opens connections of its own.
+  module RedisOption
+    # Where the bus connects when neither +redis:+ nor REDIS_URL says otherwise.
+    DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+    PARTS = %i[url host port path db username password ssl ssl_params].freeze
+
+    # Client options that say nothing about where Redis is (timeouts, drivers,
+    # reconnect policy): accepted and ignored, so a redis-rb options Hash works.
+    IGNORED = %i[
+      scheme timeout connect_timeout read_timeout write_timeout driver id tcp_keepalive reconnect_attempts
+      reconnect_delay reconnect_delay_max inherit_socket logger role _parsed protocol custom middlewares
+      circuit_breaker command_builder client_implementation name
+    ].freeze
+
+    module_function
+
+    # The Hash for +value+ (see the module documentation).
+    def normalize(value)
+      case value
+      when nil then { url: env_url }
+      when String then { url: value }
+      when Hash then from_hash(value)
+      else from_client(value)
+      end
+    end
+
+    def env_url
+      url = ENV.fetch("REDIS_URL", "")
+      url.empty? ? DEFAULT_URL : url
+    end
+
+    def from_hash(hash)
+      hash = hash.transform_keys(&:to_sym)
+      if hash[:sentinels] || hash[:cluster]
+        raise ConfigurationError, "redis: sentinels: and cluster: are not supported; give the URL of a primary"
+      end
+
+      unknown = hash.keys - PARTS - IGNORED - %i[sentinels cluster]
+      unless unknown.empty?
+        raise ConfigurationError,
+              "redis: unknown option#{"s" if unknown.size > 1} #{unknown.map(&:inspect).join(", ")} " \
+              "(expected #{PARTS.map(&:inspect).join(", ")})"
+      end
+
+      parts = hash.slice(*PARTS).compact
+      tls = parts.delete(:ssl_params)
+      parts[:ssl] = parts[:ssl] ? true : false if parts.key?(:ssl)
+      parts.merge!(tls_parts(tls)) if tls
+      parts
+    end
+
+    # redis-rb 4 (Redis#_client.options), redis-rb 5 (Redis#_client.config,
+    # a RedisClient::Config) and redis-client (RedisClient#config).
+    def from_client(client)
+      inner = client.respond_to?(:_client) ? client._client : client
+      if inner.respond_to?(:config) && inner.config.respond_to?(:host)
+        from_config(inner.config)
+      elsif inner.respond_to?(:options) && inner.options.is_a?(Hash)
+        from_hash(inner.options.except(:url))
+      else
+        raise ConfigurationError,
+              "redis: must be a URL String, a Hash or a Redis client (got #{client.class}: #{client.inspect[0, 80]})"
+      end
+    end
+
+    def from_config(config)
+      parts = { host: config.host, port: config.port, path: config.path, db: config.db, password: config.password,
+                ssl: config.ssl ? true : false }
+      parts[:username] = config.username if config.respond_to?(:username)
+      from_hash(parts.merge(ssl_params: config.ssl ? config.ssl_params : nil).compact)
+    end
+
+    # ssl_params as redis-rb takes them (OpenSSL objects or file names) as PEM.
+    def tls_parts(params)
+      params = params.transform_keys(&:to_sym)
+      parts = {}
+      parts[:ca_pem] = read_pem(params[:ca_file], "ca_file") if params[:ca_file]
+      parts[:cert_pem] = pem(params[:cert], "cert") if params[:cert]
+      parts[:key_pem] = pem(params[:key], "key") if params[:key]
+      if params.key?(:verify_mode)
+        require "openssl"
+        parts[:verify] = params[:verify_mode] != OpenSSL::SSL::VERIFY_NONE
+      end
+      parts
+    end
+
+    def pem(object, name)
+      return object.to_pem if object.respond_to?(:to_pem)
+      return read_pem(object, name) if object.is_a?(String)
+
+      raise ConfigurationError, "redis: ssl_params #{name} must be a PEM file name or an OpenSSL object"
+    end
+
+    def read_pem(path, name)
+      File.binread(path)
+    rescue SystemCallError => e
+      raise ConfigurationError, "redis: ssl_params #{name} #{path} cannot be read (#{e.message})"
+    end
+  end
+end
