@@ -15,6 +15,7 @@ require_relative "synced_memory_store/fork_safety"
 require_relative "synced_memory_store/redis_option"
 require_relative "synced_memory_store/l2"
 require_relative "synced_memory_store/store"
+require_relative "synced_memory_store/railtie" if defined?(Rails::Railtie)
 
 # A two-level ActiveSupport cache store whose in-process level is kept in sync
 # across processes through Redis. See SyncedMemoryStore::Store.

@@ -258,7 +258,7 @@ module SyncedMemoryStore
       return "#<#{self.class.name} closed>" if @closed
 
       stats = @node.stats
-      bus = @node.sync? ? "#{@node.bus_description} connected=#{stats[:connected]}" : "off"
+      bus = @node.sync? ? "#{@node.bus_description}#{" signed" if @node.signed?} connected=#{stats[:connected]}" : "off"
       "#<#{self.class.name} entries=#{stats[:l1_entries]} size=#{stats[:l1_bytes]} " \
         "budget=#{stats[:l1_budget]} l2=#{@l2 ? @l2.description : "none"} sync=#{bus} options=#{@options.inspect}>"
     end

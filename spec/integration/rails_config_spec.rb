@@ -31,6 +31,27 @@ RSpec.describe "config.cache_store = :synced_memory_store" do
     expect(output).to include("l2=ActiveSupport::Cache::MemoryStore")
   end
 
+  it "signs bus messages with a key derived from secret_key_base unless told otherwise" do
+    output, status = run_ruby(<<~RUBY)
+      require "rails"
+      require "active_support/railtie"
+      require "synced_memory_store"
+      class SignedApp < Rails::Application
+        config.eager_load = false
+        config.logger = Logger.new(nil)
+        config.secret_key_base = "s" * 64
+        config.cache_store = :synced_memory_store, { redis: "redis://127.0.0.1:1/0", reconnect_max: 60 }
+      end
+      SignedApp.initialize!
+      secret = Rails.application.config.cache_store.last[:secret]
+      puts Rails.cache.inspect, secret.bytesize
+      puts secret == ActiveSupport::KeyGenerator.new("s" * 64, iterations: 1000).generate_key("synced_memory_store bus", 32)
+    RUBY
+
+    expect(status).to be_success, output
+    expect(output.lines.map(&:chomp)).to include(a_string_matching(/sync=redis:.* signed /), "32", "true")
+  end
+
   it "is found by ActiveSupport::Cache.lookup_store without requiring the gem first" do
     output, status = run_ruby(<<~RUBY)
       require "active_support"

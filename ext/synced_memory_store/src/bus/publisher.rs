@@ -22,7 +22,9 @@ pub fn run(node: &Node) {
         .bus
         .as_ref()
         .expect("the publisher runs only for nodes with a bus");
-    let mut connection: Option<Connection> = None;
+    // Connect before the first change arrives, so the first write does not pay
+    // for the connection; if Redis is not there yet, the loop retries on demand.
+    let mut connection: Option<Connection> = super::connect(&bus.settings).ok();
     let mut backoff = Duration::from_millis(10);
     while let Some(changes) = bus.outbox.take(BATCH_CHANGES, BATCH_BYTES) {
         if connection.is_none() {

@@ -67,6 +67,7 @@ pub fn define(ruby: &Ruby) -> Result<(), Error> {
     class.define_method("id", method!(RbNode::id, 0))?;
     class.define_method("sync?", method!(RbNode::sync, 0))?;
     class.define_method("bus_description", method!(RbNode::bus_description, 0))?;
+    class.define_method("signed?", method!(RbNode::signed, 0))?;
     class.define_method("connected?", method!(RbNode::connected, 0))?;
     class.define_method(
         "wait_for_connection",
@@ -403,6 +404,14 @@ impl RbNode {
             .bus
             .as_ref()
             .map(|bus| bus.settings.description.clone())
+    }
+
+    /// `signed?`: whether bus messages are signed (the store has a `secret:`).
+    fn signed(&self) -> bool {
+        self.node
+            .bus
+            .as_ref()
+            .is_some_and(|bus| bus.settings.secret.is_some())
     }
 
     /// `connected?`: whether the subscription is up.
