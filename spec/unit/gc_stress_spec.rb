@@ -1,0 +1,61 @@
+# frozen_string_literal: true
+
+# The binding layer under GC.stress: a full garbage collection at every
+# allocation made during a native call, so a Ruby object the Rust side forgot
+# to keep alive (or read after a GC could have moved or freed it) fails here.
+# Only the native calls run stressed; the rest of Ruby would take minutes.
+RSpec.describe SyncedMemoryStore::Node, "under GC.stress" do
+  subject(:node) { described_class.new(1 << 20, nil) }
+
+  let(:miss) { Object.new }
+
+  def stressed
+    GC.stress = true
+    yield
+  ensure
+    GC.stress = false
+  end
+
+  values = {
+    "a UTF-8 String" => "héllo wörld" * 3,
+    "a binary String" => "\xFF\x00\x01".b * 20,
+    "an Integer" => -12_345,
+    "a Bignum" => 2**100,
+    "a Float" => 3.25,
+    "nil" => nil,
+    "a nested Hash" => { "list" => [1, "two", :three, 4.5], "time" => Time.at(0) }
+  }
+  values.each do |description, value|
+    it "writes, reads, fills and reports entries holding #{description}" do
+      stressed { node.write("k", value, false, "v1", nil, nil, nil, false, false, false) }
+      expect(stressed { node.read("k", "v1", miss, true) }).to eql(value)
+      expect(stressed { node.read("k", "v2", miss, true) }).to equal(miss)
+      expect(stressed { node.entry("k") }).to eq([value, "v1", nil, 0])
+
+      ticket = stressed { node.ticket }
+      stressed { node.fill("filled", value, false, nil, Time.now.to_f + 60, 60.0, nil, ticket) }
+      expect(stressed { node.read("filled", nil, miss, true) }).to eql(value)
+    end
+  end
+
+  it "compresses and inflates entries" do
+    stressed { node.write("big", "z" * 5000, false, nil, nil, nil, 100, false, false, false) }
+
+    expect(stressed { node.entry("big") }).to eq(["z" * 5000, nil, nil, 1])
+    expect(stressed { node.read("big", nil, miss, true) }).to eq("z" * 5000)
+  end
+
+  it "lists keys, deletes by list and reports stats" do
+    %w[a b c].each { |key| node.write(key, key * 100, false, nil, nil, nil, nil, false, false, false) }
+
+    expect(stressed { node.keys }).to contain_exactly("a", "b", "c")
+    expect(stressed { node.delete_matched(%w[a b], nil, false) }).to eq(2)
+    expect(stressed { node.stats }).to include(l1_entries: 1, l1_hits: 0)
+  end
+
+  it "raises TypeError for what Marshal cannot dump, storing nothing" do
+    expect { stressed { node.write("k", proc {}, false, nil, nil, nil, nil, false, false, false) } }
+      .to raise_error(TypeError)
+    expect(node.read("k", nil, miss, true)).to equal(miss)
+  end
+end
