@@ -17,7 +17,26 @@ module SyncedMemoryStore
     def after_fork
       @stores.each_key(&:after_fork)
     end
+
+    # Publishes what every open store still has queued, waiting at most
+    # +timeout+ seconds in all: a process that exits right after a write must
+    # not leave other processes holding the value it replaced.
+    def flush_all(timeout)
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+      @stores.each_key do |store|
+        left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        break if left <= 0
+
+        # A store inherited through a fork that bypassed Process._fork has no
+        # publisher thread here; its queue belongs to the parent.
+        store.flush_sync(left) unless store.closed? || store.inherited?
+      rescue Error
+        nil
+      end
+    end
   end
+
+  at_exit { SyncedMemoryStore.flush_all(1) }
 
   # Prepended to Process's singleton class: Ruby 3.1+ routes every fork
   # (Process.fork, Kernel#fork, Puma and Unicorn workers) through Process._fork.

@@ -263,11 +263,17 @@ module SyncedMemoryStore
         "budget=#{stats[:l1_budget]} l2=#{@l2 ? @l2.description : "none"} sync=#{bus} options=#{@options.inspect}>"
     end
 
+    # Whether this store was created in another process (a parent) and has not
+    # been given its own node here yet.
+    def inherited?
+      @pid != Process.pid
+    end
+
     # In a forked child: a new node (threads, connections, id) replaces the one
     # inherited from the parent, whose threads did not survive the fork. Called
     # by the Process._fork hook, and from write paths when the pid changed.
     def after_fork
-      return if @closed || @pid == Process.pid
+      return if @closed || !inherited?
 
       inherited = @node
       @node = inherited.respawn
@@ -337,7 +343,7 @@ module SyncedMemoryStore
     # The node, after making sure it belongs to this process: a fork that
     # bypassed Process._fork is caught here, before anything is published.
     def bus_node
-      after_fork if @pid != Process.pid
+      after_fork if inherited?
       @node
     end
 
