@@ -340,9 +340,12 @@ module SyncedMemoryStore
       !options[:silent]
     end
 
-    # The node, after making sure it belongs to this process: a fork that
-    # bypassed Process._fork is caught here, before anything is published.
+    # The node, after making sure the store is open (before L2 is touched) and
+    # that the node belongs to this process: a fork that bypassed Process._fork
+    # is caught here, before anything is published.
     def bus_node
+      raise ClosedError, "this SyncedMemoryStore::Store was closed" if @closed
+
       after_fork if inherited?
       @node
     end
@@ -353,11 +356,13 @@ module SyncedMemoryStore
     # <tt>begun: publish</tt>, or raises, and then the registration is dropped.
     def changing(key, publish)
       node = bus_node
-      node.begin(key) if publish
-      yield node
-    rescue Exception # rubocop:disable Lint/RescueException -- whatever stopped it, the change never reached L1
-      node.abandon(key) if publish
-      raise
+      begin
+        node.begin(key) if publish
+        yield node
+      rescue Exception # rubocop:disable Lint/RescueException -- whatever stopped it, the change never reached L1
+        node.abandon(key) if publish
+        raise
+      end
     end
 
     # Calls the block with short timeouts until it returns true or +timeout+

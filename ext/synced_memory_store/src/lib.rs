@@ -10,6 +10,7 @@ pub mod node;
 pub mod pending;
 pub mod record;
 pub mod stats;
+pub mod tree;
 
 #[cfg(feature = "ruby")]
 mod ruby;

@@ -179,10 +179,7 @@ impl Node {
     ) -> bool {
         let keep = keep_for(keep_for_seconds);
         let Some(bus) = self.bus.as_ref().filter(|_| publish) else {
-            if begun {
-                self.abandon(key);
-            }
-            return self.store(key, record, keep, mode);
+            return self.change_silently(key, begun, || self.store(key, record, keep, mode));
         };
         let mut pending = bus.pending.lock();
         if mode == Write::UnlessExist && self.get(key).is_some() {
@@ -216,10 +213,7 @@ impl Node {
     /// Returns whether a live entry was here.
     pub fn remove(&self, key: &[u8], publish: bool, begun: bool) -> bool {
         let Some(bus) = self.bus.as_ref().filter(|_| publish) else {
-            if begun {
-                self.abandon(key);
-            }
-            return self.l1.remove(key);
+            return self.change_silently(key, begun, || self.l1.remove(key));
         };
         let mut pending = bus.pending.lock();
         let seq = self.queue(bus, Op::Invalidate { key: key.to_vec() });
@@ -229,7 +223,12 @@ impl Node {
 
     /// Drops every entry here and, with `publish`, in every other node.
     pub fn clear(&self, publish: bool) {
-        match self.bus.as_ref().filter(|_| publish) {
+        match &self.bus {
+            Some(bus) if !publish => {
+                let mut pending = bus.pending.lock();
+                pending.overridden_here_where(|_| true);
+                self.l1.clear();
+            }
             Some(bus) => {
                 let mut pending = bus.pending.lock();
                 // This node's own writes in flight are not ordered against the
@@ -249,25 +248,46 @@ impl Node {
     /// everything when the matcher was not a glob.
     pub fn delete_matched(&self, keys: &[Box<[u8]>], glob: Option<&[u8]>, publish: bool) -> usize {
         let mut removed = 0;
-        let _pending = self.bus.as_ref().filter(|_| publish).map(|bus| {
+        let _pending = self.bus.as_ref().map(|bus| {
             let mut pending = bus.pending.lock();
-            // As for clear: writes in flight here are not ordered against it.
-            match glob {
-                Some(glob) => pending.touched_by_peer_where(|key| crate::glob::matches(glob, key)),
-                None => pending.touch_all(),
-            }
-            self.queue(
-                bus,
-                glob.map_or(Op::Clear, |glob| Op::DeleteMatched {
+            if publish {
+                // As for clear: writes in flight here are not ordered against it.
+                match glob {
+                    Some(glob) => {
+                        pending.touched_by_peer_where(|key| crate::glob::matches(glob, key))
+                    }
+                    None => pending.touch_all(),
+                }
+                let op = glob.map_or(Op::Clear, |glob| Op::DeleteMatched {
                     glob: glob.to_vec(),
-                }),
-            );
+                });
+                self.queue(bus, op);
+            } else {
+                let doomed: std::collections::HashSet<&[u8]> =
+                    keys.iter().map(|key| &**key).collect();
+                pending.overridden_here_where(|key| doomed.contains(key));
+            }
             pending
         });
         for key in keys {
             removed += usize::from(self.l1.remove(key));
         }
         removed
+    }
+
+    /// Applies a change that tells no other node (`silent: true`, or no bus):
+    /// under the pending lock, so that a published change to the key still in
+    /// flight does not put its value back when it echoes.
+    fn change_silently<T>(&self, key: &[u8], begun: bool, change: impl FnOnce() -> T) -> T {
+        let Some(bus) = &self.bus else {
+            return change();
+        };
+        let mut pending = bus.pending.lock();
+        if begun {
+            pending.abandon(key);
+        }
+        pending.overridden_here(key);
+        change()
     }
 
     fn store(&self, key: &[u8], record: Record, keep: Option<Duration>, mode: Write) -> bool {
@@ -297,8 +317,8 @@ impl Node {
             bus.settings.secret.as_ref(),
             bus.settings.max_message_bytes(),
         ) {
-            Ok(batch) => self.apply(batch),
-            Err(_) => Stats::bump(&self.stats.rejected),
+            Ok(batch) if batch.changes.iter().all(well_formed) => self.apply(batch),
+            _ => Stats::bump(&self.stats.rejected),
         }
     }
 
@@ -502,6 +522,14 @@ impl Bus {
     /// Whether the node is shutting down.
     pub fn closing(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Whether a change from the bus may be applied: a stored record must decode.
+fn well_formed(change: &Change) -> bool {
+    match &change.op {
+        Op::Put { record, .. } => record.check().is_ok(),
+        _ => true,
     }
 }
 

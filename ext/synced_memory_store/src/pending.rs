@@ -45,6 +45,9 @@ struct Entry {
     /// Changes begun (registered before their L2 write) and not yet queued.
     under_way: u32,
     conflicted: bool,
+    /// A silent (unpublished) local change replaced the queued one here: its
+    /// echo must not put the replaced value back.
+    overridden: bool,
 }
 
 /// The in-flight local changes of one node, by key.
@@ -122,6 +125,23 @@ impl Pending {
             .for_each(|(_, entry)| entry.conflicted = true);
     }
 
+    /// A silent local change (one that tells no other node) replaced `key` here
+    /// after a published change still in flight: the published change's echo must
+    /// leave this node's L1 alone.
+    pub fn overridden_here(&mut self, key: &[u8]) {
+        if let Some(entry) = self.by_key.get_mut(key) {
+            entry.overridden = true;
+        }
+    }
+
+    /// As [`Pending::overridden_here`] for the keys `matching` accepts.
+    pub fn overridden_here_where(&mut self, matching: impl Fn(&[u8]) -> bool) {
+        self.by_key
+            .iter_mut()
+            .filter(|(key, _)| matching(key))
+            .for_each(|(_, entry)| entry.overridden = true);
+    }
+
     /// Another sender touched every key (a clear), or the subscription broke so
     /// this node can no longer tell: every change in flight is conflicted.
     pub fn touch_all(&mut self) {
@@ -161,11 +181,13 @@ impl Pending {
             Some(entry) if entry.under_way > 0 || entry.seq > seq => Echo::Superseded,
             Some(entry) if entry.seq < seq => Echo::Unknown,
             Some(entry) => {
-                let conflicted = entry.conflicted;
+                let (conflicted, overridden) = (entry.conflicted, entry.overridden);
                 self.by_seq.remove(&seq);
                 self.by_key.remove(key);
                 if conflicted {
                     Echo::Conflicted
+                } else if overridden {
+                    Echo::Superseded
                 } else {
                     Echo::Settle
                 }
@@ -243,6 +265,23 @@ mod tests {
         pending.queued(b"k", 3, true);
         pending.queued(b"k", 4, true);
         assert_eq!(pending.echo(b"k", 4), Echo::Conflicted, "overlapping");
+    }
+
+    #[test]
+    fn a_silent_local_change_keeps_the_echo_from_restoring_the_replaced_value() {
+        let mut pending = Pending::default();
+        queue(&mut pending, b"k", 1);
+        pending.overridden_here(b"k");
+        assert_eq!(pending.echo(b"k", 1), Echo::Superseded);
+        assert!(pending.is_empty());
+        queue(&mut pending, b"k", 2);
+        pending.overridden_here(b"k");
+        pending.touched_by_peer(b"k");
+        assert_eq!(
+            pending.echo(b"k", 2),
+            Echo::Conflicted,
+            "other nodes still need the invalidation"
+        );
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub enum Kind {
     Marshal = 8,
     /// A whole `ActiveSupport::Cache::Entry` dumped by a user-supplied `coder:`.
     Coded = 9,
+    /// Plain data (Hashes, Arrays, Strings, Symbols, numbers, Times) in the
+    /// format of [`crate::tree`].
+    Tree = 10,
 }
 
 /// One cache entry in byte form.
@@ -83,6 +86,22 @@ impl Record {
         match (self.version.as_deref(), version) {
             (Some(mine), Some(theirs)) => mine != theirs,
             _ => false,
+        }
+    }
+
+    /// Checks what a record from the bus must satisfy before it is stored:
+    /// numbers hold eight bytes, nil/true/false none, and a tree parses.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let payload = self
+            .plain_payload()
+            .map_err(|_| "compressed payload does not inflate")?;
+        match self.kind {
+            Kind::Nil | Kind::True | Kind::False if !payload.is_empty() => {
+                Err("constant with a payload")
+            }
+            Kind::Int | Kind::Float if payload.len() != 8 => Err("number not eight bytes"),
+            Kind::Tree => crate::tree::validate(&payload).map_err(|corrupt| corrupt.0),
+            _ => Ok(()),
         }
     }
 
@@ -155,6 +174,22 @@ mod tests {
         record.expires_at = Some(100.0);
         assert!(!record.is_expired_at(99.9));
         assert!(record.is_expired_at(100.0));
+    }
+
+    #[test]
+    fn checks_reject_malformed_records() {
+        assert!(Record::new(Kind::Int, vec![0; 8]).check().is_ok());
+        assert!(Record::new(Kind::Int, vec![0; 3]).check().is_err());
+        assert!(Record::new(Kind::Nil, vec![1]).check().is_err());
+        assert!(Record::new(Kind::Tree, vec![crate::tree::NIL])
+            .check()
+            .is_ok());
+        assert!(Record::new(Kind::Tree, vec![crate::tree::ARRAY, 5])
+            .check()
+            .is_err());
+        let mut garbage = Record::new(Kind::Utf8, vec![1, 2, 3]);
+        garbage.compressed = true;
+        assert!(garbage.check().is_err());
     }
 
     #[test]

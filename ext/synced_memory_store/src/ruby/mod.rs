@@ -5,6 +5,7 @@ mod errors;
 mod node;
 mod nogvl;
 mod options;
+mod tree;
 mod value;
 
 use magnus::{Error, Ruby};

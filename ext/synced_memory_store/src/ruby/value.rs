@@ -2,9 +2,11 @@
 //!
 //! Plain Strings (UTF-8, binary, US-ASCII, no instance variables, class exactly
 //! String), Integers that fit an `i64`, Floats, nil, true and false are stored
-//! natively so a hit rebuilds them with one allocation and no `Marshal`. Any other
-//! value goes through `Marshal.dump`, which raises `TypeError` for what cannot be
-//! serialized (a Proc, an IO) before anything is stored.
+//! natively so a hit rebuilds them with one allocation and no `Marshal`; plain
+//! data made of those, Symbols and Times in Hashes and Arrays is stored as a
+//! tree (ruby/tree.rs) that a hit rebuilds directly. Any other value goes
+//! through `Marshal.dump`, which raises `TypeError` for what cannot be serialized
+//! (a Proc, an IO) before anything is stored.
 
 use magnus::{
     encoding::EncodingCapable,
@@ -42,6 +44,8 @@ pub fn encode(
         (Kind::Int, int.to_le_bytes().to_vec())
     } else if let Some(float) = Float::from_value(value) {
         (Kind::Float, float.to_f64().to_bits().to_le_bytes().to_vec())
+    } else if let Some(tree) = super::tree::encode(ruby, value)? {
+        (Kind::Tree, tree)
     } else {
         (Kind::Marshal, marshal_dump(value)?)
     };
@@ -78,6 +82,7 @@ pub fn decode(ruby: &Ruby, record: &Record) -> Result<Value, Error> {
             .as_value(),
         Kind::Binary | Kind::Coded => ruby.str_from_slice(&payload).as_value(),
         Kind::Marshal => marshal_load(ruby.str_from_slice(&payload))?,
+        Kind::Tree => super::tree::decode(ruby, &payload)?,
     };
     Ok(value)
 }
@@ -116,7 +121,7 @@ fn plain_string_kind(ruby: &Ruby, value: Value) -> Option<Kind> {
 fn compressed(kind: Kind, payload: Vec<u8>, threshold: Option<usize>) -> Record {
     let compressible = matches!(
         kind,
-        Kind::Marshal | Kind::Utf8 | Kind::Binary | Kind::Ascii
+        Kind::Marshal | Kind::Tree | Kind::Utf8 | Kind::Binary | Kind::Ascii
     );
     match threshold
         .filter(|_| compressible)

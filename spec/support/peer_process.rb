@@ -1,0 +1,431 @@
+# frozen_string_literal: true
+
+# The program a Peer (spec/support/peer.rb) runs in a child process:
+#
+#   ruby -I lib spec/support/peer_process.rb SOCKET_PATH
+#
+# It connects to the test's UNIX socket and serves requests, one per line
+# (see PeerWire), each answered by one response line. It holds any number of
+# SyncedMemoryStore::Store objects by name (:main unless told otherwise).
+#
+# spec_helper requires every file under spec/support; this one only runs as a
+# program, so it does nothing when required.
+return unless File.expand_path($PROGRAM_NAME) == File.expand_path(__FILE__)
+
+require "socket"
+require "synced_memory_store"
+require "active_support/cache/redis_cache_store"
+require_relative "peer_wire"
+
+$stdout.sync = true
+$stderr.sync = true
+
+# A RedisCacheStore whose reads can be held: once #gate(key) is called, the
+# next read of that key reads Redis as usual and then, before returning what it
+# read, blocks until #release. This recreates, deterministically, a reader that
+# fetched an old value from L2 just before another process changed the key.
+class GatedRedisCacheStore < ActiveSupport::Cache::RedisCacheStore
+  # Longest a gated read stays held, so a test that never releases it cannot
+  # wedge the peer forever.
+  HOLD_LIMIT = 60
+
+  def initialize(**options)
+    super
+    @gate_lock = Mutex.new
+    @gate_changed = ConditionVariable.new
+    @gated_key = nil
+    @held = nil
+    @released = true
+  end
+
+  # Arms the gate for the next read of +name+ (as the cache store sees it).
+  def gate(name)
+    @gate_lock.synchronize do
+      @gated_key = normalize_key(name, options)
+      @held = nil
+      @released = false
+    end
+  end
+
+  # Waits until a gated read has read Redis and is being held; returns
+  # [true, value it read] or [false, nil] after +timeout+ seconds.
+  def await_held(timeout)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+    @gate_lock.synchronize do
+      until @held
+        left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        return [false, nil] if left <= 0
+
+        @gate_changed.wait(@gate_lock, left)
+      end
+      [true, @held.first]
+    end
+  end
+
+  # Lets the held read (if any) return, and disarms the gate.
+  def release
+    @gate_lock.synchronize do
+      @released = true
+      @gated_key = nil
+      @gate_changed.broadcast
+    end
+  end
+
+  private
+
+  def read_entry(key, **options)
+    entry = super
+    hold(entry) if @gate_lock.synchronize { @gated_key == key && !@held }
+    entry
+  end
+
+  def hold(entry)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + HOLD_LIMIT
+    @gate_lock.synchronize do
+      @held = [entry&.value]
+      @gate_changed.broadcast
+      until @released
+        left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        break if left <= 0
+
+        @gate_changed.wait(@gate_lock, left)
+      end
+    end
+  end
+end
+
+# A thread reading one key of a store over and over, until stopped or
+# +max_seconds+ pass. Without +interval+ it is a tight loop: no sleep, no IO,
+# so it holds the GVL but for Ruby's own thread switches; with one it sleeps
+# that long between reads. It records runs of equal values,
+# [value, first read's start, first read's end, last read's start, reads], in
+# CLOCK_MONOTONIC seconds (one clock for every process of the machine).
+class Reader
+  # A tight reader records each time it went longer than this between two
+  # reads (garbage collection, the OS running something else).
+  PAUSE = 0.001
+
+  attr_reader :runs, :last_start
+
+  def initialize(store, key, interval:, max_seconds:)
+    @store = store
+    @key = key
+    @interval = interval
+    @deadline = monotonic + max_seconds
+    @runs = []
+    @pauses = []
+    @max_gap = 0.0
+    @last_start = nil
+    @stop = false
+    started = Queue.new
+    @thread = Thread.new { run(started) }
+    started.pop
+  end
+
+  def alive?
+    @thread.alive?
+  end
+
+  # Stops the loop; returns { runs:, max_gap: (longest time between two read
+  # starts), pauses: ([start, end] of each gap over PAUSE, tight loops only),
+  # gc_runs:, gc_ms: (garbage collection while it ran) }.
+  def stop
+    @stop = true
+    @thread.join(10) or raise "the reader did not stop within 10 s"
+    gc_count, gc_time = @gc
+    { runs: @runs, max_gap: @max_gap, pauses: @pauses, gc_runs: GC.count - gc_count, gc_ms: GC.stat(:time) - gc_time }
+  end
+
+  private
+
+  def run(started)
+    @gc = [GC.count, GC.stat(:time)]
+    read_once
+    started << true
+    until @stop
+      sleep @interval if @interval
+      break unless read_once
+    end
+  ensure
+    started << true
+  end
+
+  def read_once
+    read_start = monotonic
+    return false if read_start > @deadline
+
+    value = @store.read(@key)
+    record(value, read_start, monotonic)
+    true
+  end
+
+  def record(value, read_start, read_end)
+    run = @runs.last
+    if run && run[0] == value
+      run[3] = read_start
+      run[4] += 1
+    else
+      @runs << [value, read_start, read_end, read_start, 1]
+    end
+    note_gap(read_start)
+  end
+
+  def note_gap(read_start)
+    if @last_start
+      gap = read_start - @last_start
+      @max_gap = gap if gap > @max_gap
+      @pauses << [@last_start, read_start] if !@interval && gap > PAUSE && @pauses.size < 10_000
+    end
+    @last_start = read_start
+  end
+
+  def monotonic
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+end
+
+# Serves one connection's requests until it closes.
+class PeerProcess
+  # Store methods a request may call (see Peer::STORE_METHODS).
+  STORE_METHODS = %i[
+    read write delete delete_matched clear increment decrement read_multi write_multi exist? stats
+    connected? wait_for_connection flush_sync close closed?
+  ].freeze
+
+  # Returned by the native read for "nothing usable in L1".
+  L1_MISS = Object.new.freeze
+
+  def initialize(socket, stores = {})
+    @socket = socket
+    @stores = stores
+    @readers = {}
+    @async = nil
+  end
+
+  def serve
+    while (line = @socket.gets)
+      id, command, args, options, store = PeerWire.decode(line)
+      @socket.write(PeerWire.encode(respond(id, command, args, options, store)))
+    end
+  end
+
+  private
+
+  def respond(id, command, args, options, store)
+    @store_name = store
+    handler = "command_#{command}"
+    raise ArgumentError, "unknown peer command #{command.inspect}" unless respond_to?(handler, true)
+
+    [id, :ok, send(handler, *args, **options)]
+  rescue Exception => e # rubocop:disable Lint/RescueException -- every failure goes back to the test
+    [id, :error, e.class.name, e.message, e.backtrace&.first(15)]
+  end
+
+  def store
+    @stores.fetch(@store_name) { raise ArgumentError, "this peer has no store named #{@store_name.inspect}" }
+  end
+
+  def monotonic
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+
+  # --- stores -----------------------------------------------------------------
+
+  # Opens a store under +name+; returns how long the constructor took (seconds).
+  # cache: [:gated_redis_cache_store, { url:, namespace: }] makes a
+  # GatedRedisCacheStore L2; any other cache: is given to the store as is.
+  def command_open_store(name, options)
+    options = options.dup
+    cache = options[:cache]
+    if cache.is_a?(Array) && cache.first == :gated_redis_cache_store
+      options[:cache] = GatedRedisCacheStore.new(**cache.last)
+    end
+    started = monotonic
+    @stores[name] = SyncedMemoryStore::Store.new(options)
+    monotonic - started
+  end
+
+  def command_store(method, args, options)
+    raise ArgumentError, "not a store method: #{method.inspect}" unless STORE_METHODS.include?(method)
+
+    store.public_send(method, *args, **options)
+  end
+
+  # fetch with a block returning +computed+; returns [value, whether the block ran].
+  def command_fetch(name, computed, options)
+    ran = false
+    value = store.fetch(name, options) do
+      ran = true
+      computed
+    end
+    [value, ran]
+  end
+
+  # What L1 alone holds for +key+, as a read would use it now (trust included):
+  # [:hit, value] or [:miss]. Never reads L2, never fills.
+  def command_l1_read(key)
+    value = store.instance_variable_get(:@node).read(key, nil, L1_MISS, false)
+    L1_MISS.equal?(value) ? [:miss] : [:hit, value]
+  end
+
+  # Reads and writes the store's L2 directly (not through L1, not published).
+  def command_l2_read(key)
+    store.instance_variable_get(:@l2).store.read(key)
+  end
+
+  def command_l2_write(key, value)
+    store.instance_variable_get(:@l2).store.write(key, value)
+  end
+
+  # The native node's id (a forked child's store gets a new one).
+  def command_node_id
+    store.instance_variable_get(:@node).id
+  end
+
+  def command_now
+    monotonic
+  end
+
+  # Native threads of this process whose name starts with "sms-" (the bus
+  # threads of every store).
+  def command_sms_threads
+    Dir.glob("/proc/self/task/*/comm").count do |comm|
+      File.read(comm).start_with?("sms-")
+    rescue Errno::ENOENT, Errno::ESRCH
+      false
+    end
+  end
+
+  # --- timed writes and readers -----------------------------------------------
+
+  # Writes +values+ to +key+ one by one, waiting +gaps[i]+ seconds after the
+  # i-th write; returns [[value, started, returned], ...] (monotonic seconds).
+  def command_write_series(key, values, gaps, options = {})
+    values.each_with_index.map do |value, index|
+      started = monotonic
+      store.write(key, value, options)
+      returned = monotonic
+      # A genuine gap between writes: how far apart updates are is what the
+      # caller measures against.
+      sleep gaps[index] if gaps[index].positive?
+      [value, started, returned]
+    end
+  end
+
+  # Writes +value+ under +key+ and returns [result, started, returned].
+  def command_timed_write(key, value, options = {})
+    started = monotonic
+    result = store.write(key, value, options)
+    [result, started, monotonic]
+  end
+
+  # Starts a Reader of +key+ (see Reader); returns once its loop is running.
+  def command_start_reader(key, mode:, interval: 0.001, max_seconds: 30, name: :reader)
+    raise ArgumentError, "a reader named #{name.inspect} is running" if @readers[name]
+    raise ArgumentError, "mode: must be :tight or :sleepy" unless %i[tight sleepy].include?(mode)
+
+    @readers[name] = Reader.new(store, key, interval: mode == :sleepy ? interval : nil, max_seconds: max_seconds)
+    true
+  end
+
+  # [start time of the reader's latest read, runs recorded, whether it still runs].
+  def command_reader_progress(name: :reader)
+    reader = @readers.fetch(name)
+    [reader.last_start, reader.runs.size, reader.alive?]
+  end
+
+  # Stops the reader and returns its record (see Reader#stop).
+  def command_stop_reader(name: :reader)
+    reader = @readers.delete(name) or raise ArgumentError, "no reader named #{name.inspect}"
+    reader.stop
+  end
+
+  # --- a read in the background, and the L2 gate ---------------------------------
+
+  def command_read_async(key, options = {})
+    raise ArgumentError, "an async read is running" if @async&.alive?
+
+    cache = store
+    @async = Thread.new { cache.read(key, options) }
+    true
+  end
+
+  # The background read's value, once it returns (or raises after +timeout+).
+  def command_await_async(timeout)
+    @async.join(timeout) or raise "the background read did not return within #{timeout} s"
+    @async.value
+  end
+
+  def command_gate_reads(key)
+    gated_l2.gate(key)
+    true
+  end
+
+  # [whether a read is held at the gate, the value it read from L2].
+  def command_await_gated_read(timeout)
+    gated_l2.await_held(timeout)
+  end
+
+  def command_release_reads
+    gated_l2.release
+    true
+  end
+
+  def gated_l2
+    l2 = store.instance_variable_get(:@l2)&.store
+    raise ArgumentError, "this store's L2 is not a GatedRedisCacheStore" unless l2.is_a?(GatedRedisCacheStore)
+
+    l2
+  end
+
+  # --- random work ---------------------------------------------------------------
+
+  # +count+ random operations over +keys+, driven by +seed+: writes, deletes,
+  # reads (which fill L1 from L2), read_multi, write_multi, glob deletes and
+  # clears. Values name this peer (+tag+) and the step. Returns a tally.
+  def command_random_ops(seed:, count:, keys:, tag:)
+    rng = Random.new(seed)
+    tally = Hash.new(0)
+    count.times do |step|
+      operation = random_op(rng, store, keys, "#{tag}-#{step}")
+      tally[operation] += 1
+    end
+    tally
+  end
+
+  # Cumulative odds (out of 100) of each random operation.
+  OPERATIONS = [[38, :write], [54, :delete], [82, :read], [89, :read_multi], [95, :write_multi],
+                [98, :delete_matched], [100, :clear]].freeze
+
+  def random_op(rng, cache, keys, value)
+    roll = rng.rand(100)
+    operation = OPERATIONS.find { |limit, _| roll < limit }.last
+    key = keys.sample(random: rng)
+    case operation
+    when :write then cache.write(key, value)
+    when :delete then cache.delete(key)
+    when :read then cache.read(key)
+    when :read_multi then cache.read_multi(*keys.sample(3, random: rng))
+    when :write_multi then cache.write_multi(keys.sample(2, random: rng).to_h { |k| [k, "#{value}m"] })
+    when :delete_matched then cache.delete_matched("k[0-3]")
+    when :clear then cache.clear
+    end
+    operation
+  end
+
+  # --- fork ----------------------------------------------------------------------
+
+  # Forks a child that serves the same commands (over a connection to
+  # +socket_path+) with the stores as they are after the fork; returns its pid.
+  def command_fork_peer(socket_path)
+    pid = Process.fork do
+      @socket.close
+      PeerProcess.new(UNIXSocket.new(socket_path), @stores).serve
+      exit!(0)
+    end
+    Process.detach(pid)
+    pid
+  end
+end
+
+PeerProcess.new(UNIXSocket.new(ARGV.fetch(0))).serve
