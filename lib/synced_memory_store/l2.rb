@@ -80,6 +80,11 @@ module SyncedMemoryStore
 
     def initialize(store)
       @store = store
+      # Stores that keep ActiveSupport's key normalization turn a normalized key
+      # into itself when they have no namespace; skipping the call then saves
+      # the work on every L2 access. (Redis, Memcached and file stores override
+      # it to encode, truncate or map keys to paths.)
+      @plain_keys = store.class.instance_method(:normalize_key).owner == ActiveSupport::Cache::Store
       store.singleton_class.prepend(Muting)
     end
 
@@ -163,6 +168,8 @@ module SyncedMemoryStore
     end
 
     def l2_key(key)
+      return key if @plain_keys && @store.options[:namespace].nil? && key.encoding.equal?(Encoding::UTF_8)
+
       @store.send(:normalize_key, key, @store.options)
     end
 

@@ -85,6 +85,9 @@ module SyncedMemoryStore
     end
     private_constant :ClosedNode
 
+    UTF8 = Encoding::UTF_8
+    private_constant :UTF8
+
     # ActiveSupport 6.1's Entry keeps its expiry relative to a creation stamp.
     RELATIVE_EXPIRY = ActiveSupport.gem_version < Gem::Version.new("7.0")
     private_constant :RELATIVE_EXPIRY
@@ -107,7 +110,7 @@ module SyncedMemoryStore
       super(options)
       @l2 = L2.wrap(settings[:cache])
       @node = Node.new(settings.fetch(:size, DEFAULT_SIZE), bus_options(settings))
-      @pid = Process.pid
+      @forks = Node.forks
       @counter_lock = Mutex.new
       SyncedMemoryStore.track(self)
     end
@@ -141,12 +144,16 @@ module SyncedMemoryStore
       read_multi_entries(names, **options)
     end
 
-    # Writes +value+ under +name+; see ActiveSupport::Cache::Store#write.
+    # Writes +value+ under +name+; see ActiveSupport::Cache::Store#write. A
+    # plain String key written with no listener and no debug logger skips
+    # ActiveSupport's key and version normalization (it would change nothing).
     def write(name, value, options = nil)
       return super unless quiet?(:write)
 
+      key = direct_key(name, options)
       options = merged_options(options)
-      store_value(normalize_key(name, options), value, normalize_version(name, options), expiry(options), options)
+      version = normalize_version(name, options) unless key
+      store_value(key || normalize_key(name, options), value, version, expiry(options), options)
     end
 
     # Adds +amount+ to the number under +name+. With an L2, its atomic counter
@@ -264,9 +271,10 @@ module SyncedMemoryStore
     end
 
     # Whether this store was created in another process (a parent) and has not
-    # been given its own node here yet.
+    # been given its own node here yet. (The native side counts every fork(),
+    # including forks that bypass Process._fork, so this costs no system call.)
     def inherited?
-      @pid != Process.pid
+      @forks != Node.forks
     end
 
     # In a forked child: a new node (threads, connections, id) replaces the one
@@ -278,7 +286,7 @@ module SyncedMemoryStore
       inherited = @node
       @node = inherited.respawn
       inherited.abandon_after_fork
-      @pid = Process.pid
+      @forks = Node.forks
       @counter_lock = Mutex.new
     end
 
@@ -288,7 +296,7 @@ module SyncedMemoryStore
     # general path: a key that is not a plain non-empty String, a version, a
     # per-call or Proc namespace, race_condition_ttl, force.
     def direct_key(name, options)
-      return unless name.instance_of?(String) && !name.empty? && !@entry_coder
+      return unless name.instance_of?(String) && !name.empty? && !@entry_coder && name.encoding.equal?(UTF8)
       return if options && (options.key?(:namespace) || shapes_reads?(options))
 
       store_options = @options

@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod config;
 pub mod error;
+pub mod fork;
 pub mod glob;
 pub mod l1;
 pub mod node;

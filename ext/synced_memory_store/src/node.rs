@@ -328,9 +328,11 @@ impl Node {
     /// the bus and will decide).
     pub fn apply(&self, batch: Batch) {
         let Some(bus) = &self.bus else { return };
-        let mut pending = bus.pending.lock();
         let own = batch.sender == self.id;
         for Change { seq, op } in batch.changes {
+            // One change at a time under the lock: a Ruby thread's begin or put
+            // never waits behind a whole batch.
+            let mut pending = bus.pending.lock();
             Stats::bump(&self.stats.applied);
             if own {
                 for key in pending.take_lost_before(seq) {
@@ -357,6 +359,7 @@ impl Node {
                 keep_for: keep,
             } => match pending.echo(&key, seq) {
                 Echo::Settle | Echo::Unknown => self.l1.insert(&key, record, keep_for(keep)),
+                Echo::InPlace => {}
                 Echo::Conflicted => {
                     self.l1.remove(&key);
                     Stats::bump(&self.stats.conflicts);
@@ -374,8 +377,14 @@ impl Node {
             // Changes from other nodes applied here since the local clear are
             // ordered before it on the bus: drop them as every other node does.
             // Local changes made since then come after it and settle on their echo.
-            Op::Clear => self.l1.clear(),
-            Op::DeleteMatched { glob } => self.remove_matching(&glob),
+            Op::Clear => {
+                pending.disturb_all();
+                self.l1.clear();
+            }
+            Op::DeleteMatched { glob } => {
+                pending.disturb_where(|key| glob::matches(&glob, key));
+                self.remove_matching(&glob);
+            }
             Op::Marker => {}
         }
     }

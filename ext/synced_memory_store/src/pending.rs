@@ -25,9 +25,12 @@ use std::collections::{BTreeMap, HashMap};
 /// What the echo of a local change asks the node to do.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Echo {
-    /// The key's latest local change came back unopposed: apply it again (it may
-    /// have been dropped locally by a change from another node ordered before it).
+    /// The key's latest local change came back unopposed after this node's own
+    /// clear or delete_matched removed it here: store it again.
     Settle,
+    /// The key's latest local change came back unopposed and is still in L1 as
+    /// it was stored: nothing to do.
+    InPlace,
     /// The key's latest local change came back after another sender touched the
     /// key: drop it locally and publish an invalidation.
     Conflicted,
@@ -48,6 +51,9 @@ struct Entry {
     /// A silent (unpublished) local change replaced the queued one here: its
     /// echo must not put the replaced value back.
     overridden: bool,
+    /// This node's own clear or delete_matched removed the key from L1 after the
+    /// change was stored: its echo must store it again.
+    disturbed: bool,
 }
 
 /// The in-flight local changes of one node, by key.
@@ -142,6 +148,22 @@ impl Pending {
             .for_each(|(_, entry)| entry.overridden = true);
     }
 
+    /// This node's own clear, echoing, removed every key from L1: changes queued
+    /// after it must be stored again when they echo.
+    pub fn disturb_all(&mut self) {
+        self.by_key
+            .values_mut()
+            .for_each(|entry| entry.disturbed = true);
+    }
+
+    /// As [`Pending::disturb_all`] for the keys `matching` accepts.
+    pub fn disturb_where(&mut self, matching: impl Fn(&[u8]) -> bool) {
+        self.by_key
+            .iter_mut()
+            .filter(|(key, _)| matching(key))
+            .for_each(|(_, entry)| entry.disturbed = true);
+    }
+
     /// Another sender touched every key (a clear), or the subscription broke so
     /// this node can no longer tell: every change in flight is conflicted.
     pub fn touch_all(&mut self) {
@@ -176,20 +198,31 @@ impl Pending {
     /// The echo of local change `seq` to `key` arrived (after the lost changes
     /// before it were taken).
     pub fn echo(&mut self, key: &[u8], seq: u64) -> Echo {
-        match self.by_key.get(key) {
+        match self.by_key.get_mut(key) {
             None => Echo::Unknown,
-            Some(entry) if entry.under_way > 0 || entry.seq > seq => Echo::Superseded,
+            Some(entry) if entry.under_way > 0 || entry.seq > seq => {
+                // This change came back while a newer one is under way: it is
+                // no longer in flight, so a later echo must not take it for lost.
+                if entry.seq == seq {
+                    self.by_seq.remove(&seq);
+                    entry.seq = 0;
+                }
+                Echo::Superseded
+            }
             Some(entry) if entry.seq < seq => Echo::Unknown,
             Some(entry) => {
-                let (conflicted, overridden) = (entry.conflicted, entry.overridden);
+                let (conflicted, overridden, disturbed) =
+                    (entry.conflicted, entry.overridden, entry.disturbed);
                 self.by_seq.remove(&seq);
                 self.by_key.remove(key);
                 if conflicted {
                     Echo::Conflicted
                 } else if overridden {
                     Echo::Superseded
-                } else {
+                } else if disturbed {
                     Echo::Settle
+                } else {
+                    Echo::InPlace
                 }
             }
         }
@@ -220,8 +253,21 @@ mod tests {
         let mut pending = Pending::default();
         queue(&mut pending, b"k", 1);
         assert!(pending.contains(b"k"));
-        assert_eq!(pending.echo(b"k", 1), Echo::Settle);
+        assert_eq!(pending.echo(b"k", 1), Echo::InPlace);
         assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn a_change_removed_by_the_nodes_own_clear_is_stored_again_on_its_echo() {
+        let mut pending = Pending::default();
+        queue(&mut pending, b"k", 1);
+        queue(&mut pending, b"user:1", 2);
+        queue(&mut pending, b"post:1", 3);
+        pending.disturb_all();
+        assert_eq!(pending.echo(b"k", 1), Echo::Settle);
+        queue(&mut pending, b"user:2", 4);
+        pending.disturb_where(|key| key.starts_with(b"user:"));
+        assert_eq!(pending.echo(b"user:2", 4), Echo::Settle);
     }
 
     #[test]
@@ -259,7 +305,7 @@ mod tests {
         let mut pending = Pending::default();
         queue(&mut pending, b"k", 1);
         queue(&mut pending, b"k", 2);
-        assert_eq!(pending.echo(b"k", 2), Echo::Settle, "sequential");
+        assert_eq!(pending.echo(b"k", 2), Echo::InPlace, "sequential");
         pending.begin(b"k");
         pending.begin(b"k");
         pending.queued(b"k", 3, true);
@@ -303,7 +349,27 @@ mod tests {
         assert_eq!(lost, vec![Box::from(&b"a"[..]), Box::from(&b"b"[..])]);
         assert_eq!(pending.len(), 1);
         assert!(pending.take_lost_before(4).is_empty());
-        assert_eq!(pending.echo(b"c", 4), Echo::Settle);
+        assert_eq!(pending.echo(b"c", 4), Echo::InPlace);
+    }
+
+    #[test]
+    fn an_echo_arriving_while_the_next_change_is_under_way_is_not_taken_for_lost_later() {
+        let mut pending = Pending::default();
+        queue(&mut pending, b"k", 1);
+        pending.begin(b"k");
+        assert_eq!(pending.echo(b"k", 1), Echo::Superseded);
+        queue(&mut pending, b"other", 2);
+        assert!(
+            pending.take_lost_before(2).is_empty(),
+            "change 1 echoed; nothing before 2 is lost"
+        );
+        assert_eq!(pending.echo(b"other", 2), Echo::InPlace);
+        pending.queued(b"k", 3, true);
+        assert_eq!(
+            pending.echo(b"k", 3),
+            Echo::InPlace,
+            "no conflict was ever seen"
+        );
     }
 
     #[test]
@@ -323,7 +389,7 @@ mod tests {
         queue(&mut pending, b"post:1", 2);
         pending.touched_by_peer_where(|key| key.starts_with(b"user:"));
         assert_eq!(pending.echo(b"user:1", 1), Echo::Conflicted);
-        assert_eq!(pending.echo(b"post:1", 2), Echo::Settle);
+        assert_eq!(pending.echo(b"post:1", 2), Echo::InPlace);
         queue(&mut pending, b"x", 3);
         pending.touch_all();
         assert_eq!(pending.echo(b"x", 3), Echo::Conflicted);

@@ -2,6 +2,7 @@
 //! Two native threads per node do the network work, so no Ruby thread ever waits
 //! on it and no message needs the GVL to be applied.
 
+pub mod latency;
 pub mod message;
 pub mod outbox;
 pub mod publisher;

@@ -13,6 +13,7 @@ use crate::stats::Stats;
 
 /// Runs until the node closes.
 pub fn run(node: &Node) {
+    super::latency::favour_latency();
     let bus = node
         .bus
         .as_ref()

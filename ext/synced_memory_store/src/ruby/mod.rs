@@ -12,5 +12,6 @@ use magnus::{Error, Ruby};
 
 /// Defines the native classes under `SyncedMemoryStore`.
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
+    crate::fork::watch();
     node::define(ruby)
 }

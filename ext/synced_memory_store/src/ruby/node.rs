@@ -50,6 +50,7 @@ pub fn define(ruby: &Ruby) -> Result<(), Error> {
     let class = module.define_class("Node", ruby.class_object())?;
     class.undef_default_alloc_func();
     class.define_singleton_method("new", function!(RbNode::new, 2))?;
+    class.define_singleton_method("forks", function!(crate::fork::count, 0))?;
     class.define_method("read", method!(RbNode::read, 4))?;
     class.define_method("entry", method!(RbNode::entry, 1))?;
     class.define_method("write", method!(RbNode::write, 10))?;
