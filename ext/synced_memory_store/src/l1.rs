@@ -32,10 +32,17 @@ use parking_lot::Mutex;
 
 use crate::record::Record;
 
-/// Bytes counted for each entry on top of its key, payload and version: moka's
-/// bookkeeping (hash-table node, access-order and timer nodes, entry info) plus
-/// the slot itself. Measured by `overhead_estimate_covers_real_allocations`.
-pub const ENTRY_OVERHEAD: usize = 224;
+/// Bytes counted for each entry on top of its key, payload and version: about
+/// ten heap allocations (the key, moka's copy of it, its entry, entry info and
+/// access-order node, the slot, the payload) with malloc's rounding and headers.
+/// Measured by `overhead_estimate_covers_real_allocations` in tests/l1_memory.rs.
+pub const ENTRY_OVERHEAD: usize = 416;
+
+/// Extra bytes for an entry that expires: moka's timer-wheel node.
+pub const EXPIRY_OVERHEAD: usize = 64;
+
+/// Extra bytes for an entry with a version: its allocation's header and rounding.
+pub const VERSION_OVERHEAD: usize = 24;
 
 const STRIPES: usize = 1024;
 
@@ -68,7 +75,22 @@ pub struct Slot {
 // The `&Box` is moka's signature for a `Box<[u8]>` key.
 #[allow(clippy::borrowed_box)]
 fn weigh(key: &Box<[u8]>, slot: &Arc<Slot>) -> u32 {
-    u32::try_from(key.len() + slot.record.heap_bytes() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+    u32::try_from(weight(key.len(), slot)).unwrap_or(u32::MAX)
+}
+
+/// The bytes an entry is counted for: what it holds plus the measured overheads.
+fn weight(key_len: usize, slot: &Slot) -> usize {
+    let expiry = if slot.keep_for.is_some() {
+        EXPIRY_OVERHEAD
+    } else {
+        0
+    };
+    let version = if slot.record.version.is_some() {
+        VERSION_OVERHEAD
+    } else {
+        0
+    };
+    key_len + slot.record.heap_bytes() + ENTRY_OVERHEAD + expiry + version
 }
 
 struct SlotExpiry;
