@@ -150,10 +150,34 @@ module SyncedMemoryStore
     def write(name, value, options = nil)
       return super unless quiet?(:write)
 
-      key = direct_key(name, options)
       options = merged_options(options)
-      version = normalize_version(name, options) unless key
-      store_value(key || normalize_key(name, options), value, version, expiry(options), options)
+      key, version = key_and_version(name, options)
+      store_value(key, value, version, expiry(options), options)
+    end
+
+    # Writes every <tt>name => value</tt> of +hash+; see
+    # ActiveSupport::Cache::Store#write_multi. With nobody listening, entries
+    # are built only where an L2 or a coder needs them, and plain String keys
+    # skip normalization, as in #write.
+    def write_multi(hash, options = nil)
+      return super unless quiet?(:write_multi)
+
+      options = merged_options(options)
+      expires_at = expiry(options)
+      if @l2 || @entry_coder
+        entries = hash.each_with_object({}) do |(name, value), memo|
+          key, version = key_and_version(name, options)
+          memo[key] = build_entry(value, version, expires_at)
+        end
+        return write_multi_entries(entries, **options)
+      end
+
+      bus_node
+      hash.each do |name, value|
+        key, version = key_and_version(name, options)
+        store_in_l1(key, value, version, expires_at, options, publish: publish?(options))
+      end
+      hash
     end
 
     # Adds +amount+ to the number under +name+. With an L2, its atomic counter
@@ -307,6 +331,14 @@ module SyncedMemoryStore
       return unless namespace.is_a?(String)
 
       "#{namespace}:#{name}"
+    end
+
+    # The normalized key and version of +name+ under merged +options+, skipping
+    # ActiveSupport's normalization for a plain String key, which it would not
+    # change.
+    def key_and_version(name, options)
+      key = direct_key(name, options.equal?(@options) ? nil : options)
+      key ? [key, nil] : [normalize_key(name, options), normalize_version(name, options)]
     end
 
     def shapes_reads?(options)

@@ -729,7 +729,9 @@ mod simulation {
                     let node = self.rng.below(n);
                     let bus = self.nodes[node].bus.as_ref().unwrap();
                     if !bus.outbox.is_empty() {
-                        let changes = bus.outbox.take(1 + self.rng.below(3), usize::MAX).unwrap();
+                        let changes = crate::bus::publisher::coalesce(
+                            bus.outbox.take(1 + self.rng.below(5), usize::MAX).unwrap(),
+                        );
                         let reached = self.rng.below(2) == 0;
                         self.trace.push(format!(
                             "n{node} publish fails (reached Redis: {reached}): {changes:?}"
@@ -856,7 +858,9 @@ mod simulation {
             if bus.outbox.is_empty() {
                 return;
             }
-            let changes = bus.outbox.take(1 + self.rng.below(3), usize::MAX).unwrap();
+            let changes = crate::bus::publisher::coalesce(
+                bus.outbox.take(1 + self.rng.below(5), usize::MAX).unwrap(),
+            );
             let batch = Batch {
                 sender: self.nodes[node].id,
                 changes,

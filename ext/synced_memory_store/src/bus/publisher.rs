@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use redis::Connection;
 
-use crate::bus::message::{self, Batch};
+use std::collections::HashSet;
+
+use crate::bus::message::{self, Batch, Change, Op};
 use crate::bus::outbox::BATCH_CHANGES;
 use crate::node::Node;
 use crate::stats::Stats;
@@ -45,6 +47,7 @@ pub fn run(node: &Node) {
             }
         }
         let last = changes.last().map_or(0, |change| change.seq);
+        let changes = coalesce(changes);
         let count = changes.len() as u64;
         let batch = Batch {
             sender: node.id,
@@ -68,5 +71,94 @@ pub fn run(node: &Node) {
                 }
             }
         }
+    }
+}
+
+/// Drops every change to a key that a later change in the same batch to the
+/// same key supersedes (clears and delete_matched separate the runs in which
+/// this holds). A batch is one message, applied in order by every receiver, so
+/// they all end in the same state; hot keys written in a burst cost one change
+/// each. The node's own bookkeeping is unaffected: a key's pending change is
+/// always its latest, which is never dropped.
+pub fn coalesce(changes: Vec<Change>) -> Vec<Change> {
+    if changes.len() < 2 {
+        return changes;
+    }
+    let mut later: HashSet<Vec<u8>> = HashSet::new();
+    let mut kept: Vec<Change> = Vec::with_capacity(changes.len());
+    for change in changes.into_iter().rev() {
+        match &change.op {
+            Op::Put { key, .. } | Op::Invalidate { key } => {
+                if !later.insert(key.clone()) {
+                    continue;
+                }
+            }
+            Op::Clear | Op::DeleteMatched { .. } => later.clear(),
+            Op::Marker => {}
+        }
+        kept.push(change);
+    }
+    kept.reverse();
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Kind, Record};
+
+    fn put(seq: u64, key: &str, value: &str) -> Change {
+        let record = Record::new(Kind::Utf8, value.as_bytes().to_vec());
+        Change {
+            seq,
+            op: Op::Put {
+                key: key.as_bytes().to_vec(),
+                record,
+                keep_for: None,
+            },
+        }
+    }
+
+    fn seqs(changes: &[Change]) -> Vec<u64> {
+        changes.iter().map(|change| change.seq).collect()
+    }
+
+    #[test]
+    fn only_the_last_change_to_a_key_travels() {
+        let batch = vec![
+            put(1, "a", "1"),
+            put(2, "b", "1"),
+            put(3, "a", "2"),
+            Change {
+                seq: 4,
+                op: Op::Invalidate { key: b"b".to_vec() },
+            },
+        ];
+        assert_eq!(seqs(&coalesce(batch)), [3, 4]);
+    }
+
+    #[test]
+    fn clears_and_delete_matched_separate_the_runs() {
+        let batch = vec![
+            put(1, "a", "1"),
+            Change {
+                seq: 2,
+                op: Op::Clear,
+            },
+            put(3, "a", "2"),
+            Change {
+                seq: 4,
+                op: Op::DeleteMatched {
+                    glob: b"*".to_vec(),
+                },
+            },
+            put(5, "a", "3"),
+            Change {
+                seq: 6,
+                op: Op::Marker,
+            },
+            put(7, "a", "4"),
+        ];
+        assert_eq!(seqs(&coalesce(batch)), [1, 2, 3, 4, 6, 7]);
     }
 }
