@@ -109,4 +109,24 @@ RSpec.describe "Sync: the bus's Redis going away and coming back" do
     bus.resume
     expect_sync_to_resume
   end
+
+  # Not the bus this time but the reading process itself: on Linux a socket read
+  # with a timeout fails with EINTR after the process is stopped and continued,
+  # which the subscriber must not take for a broken connection (that would cost
+  # a resubscription and the whole L1).
+  it "keeps its subscription and its L1 when the reading process is stopped and continued" do
+    3.times do
+      Process.kill(:STOP, reader.pid)
+      sleep 0.05 # the stop itself is what is tested; 50 ms is well inside health_timeout
+      Process.kill(:CONT, reader.pid)
+    end
+
+    # While stopped the reader could not answer PINGs, so its L1 may be
+    # untrusted until the next PONG; with no new write, v1 can only come back
+    # from the L1 it kept.
+    eventually(message: "the reader's L1 lost v1") { reader.l1_read("k") == [:hit, "v1"] }
+    expect(reader.stats).to include(reconnects: 0, connected: true)
+    writer.write("k", "v2")
+    eventually { reader.l1_read("k") == [:hit, "v2"] }
+  end
 end

@@ -2,12 +2,12 @@
 //! Two native threads per node do the network work, so no Ruby thread ever waits
 //! on it and no message needs the GVL to be applied.
 
-pub mod latency;
 pub mod message;
 pub mod outbox;
 pub mod publisher;
 pub mod settings;
 pub mod subscriber;
+pub mod thread;
 
 use std::time::Duration;
 

@@ -20,7 +20,7 @@ pub const BATCH_BYTES: usize = 1024 * 1024;
 /// Runs until the node closes and the outbox is drained (or Redis is unreachable
 /// while closing).
 pub fn run(node: &Node) {
-    super::latency::favour_latency();
+    super::thread::prepare();
     let bus = node
         .bus
         .as_ref()

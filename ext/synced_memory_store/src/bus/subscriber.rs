@@ -13,7 +13,7 @@ use crate::stats::Stats;
 
 /// Runs until the node closes.
 pub fn run(node: &Node) {
-    super::latency::favour_latency();
+    super::thread::prepare();
     let bus = node
         .bus
         .as_ref()
@@ -67,19 +67,43 @@ fn listen(node: &Node, connection: &mut Connection, subscribed_before: &mut bool
             next_ping = Instant::now() + health.interval;
             // Messages that arrive before the PONG are kept, in order, and
             // returned by get_message below; the PONG proves they are all here.
-            let answered = pubsub.set_read_timeout(Some(health.timeout)).is_ok()
-                && pubsub.ping::<redis::Value>().is_ok()
-                && pubsub.set_read_timeout(Some(health.interval)).is_ok();
-            if !answered {
+            if pubsub.set_read_timeout(Some(health.timeout)).is_err() {
                 return true;
             }
-            node.extend_trust(sent_at);
+            match pubsub.ping::<redis::Value>() {
+                Ok(_) => node.extend_trust(sent_at),
+                // The read was interrupted (see `interrupted`): try again at the
+                // next interval; the lease covers the gap or runs out honestly.
+                Err(error) if interrupted(&error) => {}
+                Err(_) => return true,
+            }
+            if pubsub.set_read_timeout(Some(health.interval)).is_err() {
+                return true;
+            }
         }
         match pubsub.get_message() {
             Ok(message) => node.receive(message.get_payload_bytes()),
-            Err(error) if error.is_timeout() => {}
+            Err(error) if error.is_timeout() || interrupted(&error) => {}
             Err(_) => return true,
         }
     }
     true
+}
+
+/// Whether a read failed with EINTR. On Linux a `recv` on a socket with a read
+/// timeout fails so after the process was stopped and continued (SIGSTOP,
+/// SIGCONT), even with every signal blocked (signal(7)). Nothing was lost in
+/// the common case, a wait between messages; should it strike in the middle of
+/// a reply, the next read fails to parse and the subscription is rebuilt.
+fn interrupted(error: &redis::RedisError) -> bool {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    let Some(source) = std::error::Error::source(error) else {
+        return false;
+    };
+    // redis-rs keeps the io::Error behind an Arc, which is what source() gives.
+    let io = match source.downcast_ref::<Shared>() {
+        Some(shared) => shared.downcast_ref::<std::io::Error>(),
+        None => source.downcast_ref::<std::io::Error>(),
+    };
+    io.is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
 }
