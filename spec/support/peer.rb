@@ -41,6 +41,7 @@ class Peer
   COMMANDS = %i[
     open_store l1_read l2_read l2_write node_id now sms_threads write_series timed_write start_reader
     reader_progress stop_reader read_async await_async gate_reads await_gated_read release_reads random_ops
+    rss write_many flood read_latency
   ].freeze
 
   # A process being started, until #connect.

@@ -109,6 +109,8 @@ class Reader
 
   def initialize(store, key, interval:, max_seconds:)
     @store = store
+    @node = store.instance_variable_get(:@node)
+    @applied_at = {}
     @key = key
     @interval = interval
     @deadline = monotonic + max_seconds
@@ -127,13 +129,16 @@ class Reader
   end
 
   # Stops the loop; returns { runs:, max_gap: (longest time between two read
-  # starts), pauses: ([start, end] of each gap over PAUSE, tight loops only),
+  # starts), pauses: ([start, end] of each gap over PAUSE, plus the interval
+  # for a sleeping reader), applied_at: ({ value => when this process's bus
+  # thread applied the latest change, read as the value was first seen }),
   # gc_runs:, gc_ms: (garbage collection while it ran) }.
   def stop
     @stop = true
     @thread.join(10) or raise "the reader did not stop within 10 s"
     gc_count, gc_time = @gc
-    { runs: @runs, max_gap: @max_gap, pauses: @pauses, gc_runs: GC.count - gc_count, gc_ms: GC.stat(:time) - gc_time }
+    { runs: @runs, max_gap: @max_gap, pauses: @pauses, applied_at: @applied_at, gc_runs: GC.count - gc_count,
+      gc_ms: GC.stat(:time) - gc_time }
   end
 
   private
@@ -166,6 +171,7 @@ class Reader
       run[4] += 1
     else
       @runs << [value, read_start, read_end, read_start, 1]
+      @applied_at[value] ||= @node.last_applied_at
     end
     note_gap(read_start)
   end
@@ -174,7 +180,7 @@ class Reader
     if @last_start
       gap = read_start - @last_start
       @max_gap = gap if gap > @max_gap
-      @pauses << [@last_start, read_start] if !@interval && gap > PAUSE && @pauses.size < 10_000
+      @pauses << [@last_start, read_start] if gap > PAUSE + (2 * (@interval || 0)) && @pauses.size < 10_000
     end
     @last_start = read_start
   end
@@ -411,6 +417,81 @@ class PeerProcess
     when :clear then cache.clear
     end
     operation
+  end
+
+  # --- bulk work and measurements (for bench/) -----------------------------------
+
+  # This process's resident set size (VmRSS, bytes) after a full garbage
+  # collection (and, with compact: true, GC.compact), so that Ruby's garbage
+  # counts as little as it can.
+  def command_rss(compact: true)
+    GC.start
+    if compact
+      GC.compact
+      GC.start
+    end
+    File.read("/proc/self/status")[/^VmRSS:\s+(\d+) kB/, 1].to_i * 1024
+  end
+
+  # Writes +count+ String values, the i-th (i counting from +offset+) under
+  # "<prefix><i>", or "<prefix><i % keys>" with +keys+ (a fixed key space),
+  # sized sizes[i % sizes.size] bytes. Returns the seconds it took.
+  def command_write_many(prefix:, count:, sizes:, keys: nil, offset: 0)
+    values = sizes.uniq.to_h { |size| [size, "v" * size] }
+    started = monotonic
+    (offset...(offset + count)).each do |i|
+      store.write("#{prefix}#{keys ? i % keys : i}", values.fetch(sizes[i % sizes.size]))
+    end
+    monotonic - started
+  end
+
+  # Writes as fast as this thread can for +seconds+, cycling over +keys+ keys
+  # ("<prefix><i>") with +value_bytes+-byte values that alternate between two
+  # contents on each pass: one write per key, or write_multi batches of +batch+
+  # keys. Every 100 changes it holds back (sleeping 100 µs) while more than
+  # +max_queued+ changes wait for the publisher, so the queue never overflows
+  # into a "drop everything". Returns { changes:, seconds:, holds: }.
+  def command_flood(seconds:, batch: 1, keys: 10_000, value_bytes: 32, max_queued: 20_000, prefix: "flood-")
+    names = Array.new(keys) { |i| "#{prefix}#{i}" }
+    work = %w[a b].flat_map do |fill|
+      value = fill * value_bytes
+      batch == 1 ? names.map { |name| [name, value] } : names.each_slice(batch).map { |s| s.to_h { |n| [n, value] } }
+    end
+    flood(work, seconds, max_queued)
+  end
+
+  def flood(work, seconds, max_queued)
+    changes = holds = 0
+    started = monotonic
+    deadline = started + seconds
+    work.each_slice(work.first.is_a?(Hash) ? 1 : 100).cycle do |items|
+      break if monotonic >= deadline
+
+      (holds += 1) && sleep(0.0001) while store.stats[:queued] > max_queued
+      items.each { |item| item.is_a?(Hash) ? store.write_multi(item) : store.write(*item) }
+      changes += items.sum { |item| item.is_a?(Hash) ? item.size : 1 }
+    end
+    { changes: changes, seconds: monotonic - started, holds: holds }
+  end
+
+  # Reads +key+ over and over on this thread for +seconds+, timing each read.
+  # Returns { reads:, seconds:, p50:, p99:, max: (seconds per read), and the
+  # increase of the store's l1_hits, applied and received counters meanwhile }.
+  def command_read_latency(key, seconds:)
+    before = store.stats
+    samples = []
+    started = monotonic
+    deadline = started + seconds
+    while (read_start = monotonic) < deadline
+      store.read(key)
+      samples << (monotonic - read_start)
+    end
+    elapsed = monotonic - started
+    after = store.stats
+    samples.sort!
+    { reads: samples.size, seconds: elapsed, p50: samples[samples.size / 2],
+      p99: samples[(samples.size * 0.99).ceil - 1], max: samples.last,
+      **%i[l1_hits applied received].to_h { |counter| [counter, after[counter] - before[counter]] } }
   end
 
   # --- fork ----------------------------------------------------------------------

@@ -348,6 +348,13 @@ impl Node {
             } else {
                 self.apply_peer(&mut pending, op);
             }
+            // Stamped after each change is in L1: a reader that sees this
+            // change and then reads the stamp gets when it became visible (or,
+            // in the instant between the two, an earlier stamp).
+            self.stats.last_applied_at.store(
+                Stats::monotonic_nanos(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
     }
 

@@ -28,6 +28,10 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Local writes found conflicting with another node's and invalidated everywhere.
     pub conflicts: AtomicU64,
+    /// When the latest change from the bus was applied, in nanoseconds on
+    /// CLOCK_MONOTONIC (the clock every process of the machine shares); 0 before
+    /// the first.
+    pub last_applied_at: AtomicU64,
 }
 
 impl Stats {
@@ -39,6 +43,20 @@ impl Stats {
     /// Adds `n` to `counter`.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Nanoseconds on CLOCK_MONOTONIC, the clock every process shares (so times
+    /// taken in different processes compare).
+    pub fn monotonic_nanos() -> u64 {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+        (now.tv_sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(now.tv_nsec as u64)
     }
 
     /// The current value of `counter`.

@@ -30,6 +30,14 @@ RSpec.describe "Sync: changes in one process reach another process's L1" do
       expect(reader.stats).to include(l2_hits: 0)
     end
 
+    it "stamps when the latest change was applied, on the CLOCK_MONOTONIC all processes share" do
+      before = reader.now
+      writer.write("flag", "on")
+      eventually { reader.l1_read("flag") == [:hit, "on"] }
+
+      expect(reader.stats[:last_applied_at]).to be_a(Float).and(be_between(before, reader.now))
+    end
+
     it "replaces the reader's copy on an update" do
       writer.write("setting", "v1")
       eventually { reader.l1_read("setting") == [:hit, "v1"] }

@@ -1,0 +1,161 @@
+# frozen_string_literal: true
+
+require_relative "fixtures"
+require_relative "micro"
+require_relative "bus_recording"
+
+module Bench
+  # Bus apply throughput, and what applying costs the Ruby threads of the
+  # process that applies. Two peer processes on a bus redis-server of their
+  # own, each with an L1-only synced store: the flooder writes as fast as one
+  # Ruby thread can (single writes, which flood harder than write_multi, over
+  # KEYS keys, VALUE_BYTES-byte values); the applier applies every change on
+  # its native subscriber thread.
+  #
+  # Each figure is the median of REPETITIONS rounds.
+  #
+  # * Live: the flooder floods; the applier's stats[:applied] increase is
+  #   taken over a window with the applier idle and over a window while one of
+  #   its Ruby threads reads one cached key (the bench's small Hash) in a loop,
+  #   timing each read. The same reads are timed without a flood first. The
+  #   live rate cannot exceed the flooder's.
+  # * Capacity: the flooder floods a second channel that only a recorder
+  #   (BusRecording) listens to; then the applier subscribes and the recorded
+  #   messages are published again all at once, faster than any subscriber
+  #   applies them (the bus server's pub/sub output buffer limit is lifted so
+  #   the backlog waits in Redis): capacity = changes / time from the start of
+  #   the replay until the applier's stats[:applied] shows all of them (polled
+  #   every millisecond).
+  class Flood
+    KEYS = 10_000
+    VALUE_BYTES = 32
+    WINDOW = 2.0
+    REPETITIONS = 3
+    BACKLOG_SECONDS = 2.0
+    RAMP = 0.5
+    HOT_KEY = "hot"
+
+    Result = Struct.new(:window, :rounds, :flood_rate, :idle_rate, :reading_rate, :quiet, :flooded, :caught_up,
+                        :applier_stats, :capacity, :backlog, :backlog_messages, :drain_seconds, :replay_seconds,
+                        :backlog_rejected, :flood_holds, :backlog_rate, :backlog_holds,
+                        keyword_init: true) do
+      # Relative increase of read latency (+figure+: :p50 or :p99) during the flood.
+      def slowdown(figure = :p50)
+        (flooded[figure] / quiet[figure]) - 1
+      end
+
+      # Relative decrease of reads per second during the flood.
+      def read_rate_loss
+        1 - ((flooded[:reads] / flooded[:seconds]) / (quiet[:reads] / quiet[:seconds]))
+      end
+    end
+
+    def initialize(fixtures, scale:)
+      @fixtures = fixtures
+      @window = [WINDOW * scale, 0.5].max
+      @backlog_seconds = [BACKLOG_SECONDS * scale, 0.5].max
+      @repetitions = scale < 0.1 ? 1 : REPETITIONS
+    end
+
+    def run
+      @bus = @fixtures.redis
+      @bus.command("CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 0 0")
+      @flooder, @applier = @fixtures.peers(:flooder, :applier, redis: @bus.url, channel: @fixtures.channel("flood"))
+      live.merge(capacity).then { |figures| Result.new(window: @window, rounds: @repetitions, **figures) }
+    ensure
+      @fixtures.release(*[@flooder, @applier].compact)
+    end
+
+    private
+
+    # REPETITIONS rounds of: reads timed without a flood, then a flood with
+    # a window of the applier idle and one of it reading. Medians of the rounds.
+    def live
+      @applier.write(HOT_KEY, Micro::HASH)
+      @applier.flush_sync
+      read_latency(0.2) # warm-up
+      rounds = Array.new(@repetitions) { live_round }
+      figures = rounds.first.keys.to_h { |name| [name, median_of(rounds.map { |round| round[name] })] }
+      figures.merge(caught_up: caught_up?, applier_stats: @applier.stats)
+    end
+
+    def live_round
+      quiet = read_latency(@window)
+      flood_seconds = RAMP + (2 * @window) + RAMP
+      @flooder.call_async(:flood, seconds: flood_seconds, keys: KEYS, value_bytes: VALUE_BYTES)
+      sleep RAMP
+      idle_rate = applied_per_second { sleep @window }
+      flooded = read_latency(@window)
+      flood = @flooder.await(flood_seconds + 60)
+      { flood_rate: flood[:changes] / flood[:seconds], flood_holds: flood[:holds], idle_rate: idle_rate, quiet: quiet,
+        flooded: flooded, reading_rate: flooded[:applied] / flooded[:seconds] }
+    end
+
+    # The median of numbers, or of each figure of Hashes of numbers.
+    def median_of(values)
+      return Timing.median(values) unless values.first.is_a?(Hash)
+
+      values.first.keys.to_h { |name| [name, Timing.median(values.map { |value| value[name] })] }
+    end
+
+    def capacity
+      [@flooder, @applier].each(&:close)
+      channel = @fixtures.channel("flood-backlog")
+      options = { name: :backlog, redis: @bus.url, channel: channel }
+      @fixtures.open_store(@flooder, **options)
+      flood = nil
+      recording = BusRecording.record(@bus.url, channel) do
+        flood = @flooder.flood(seconds: @backlog_seconds, keys: KEYS, value_bytes: VALUE_BYTES, store: :backlog,
+                               within: @backlog_seconds + 60)
+        @flooder.flush_sync(30, store: :backlog, within: 40)
+      end
+      raise "the flooder dropped changes" unless @flooder.stats(store: :backlog)[:dropped].zero?
+
+      @flooder.close(store: :backlog)
+      @fixtures.open_store(@applier, **options)
+      replay(recording, channel, flood[:changes]).merge(backlog_rate: flood[:changes] / flood[:seconds],
+                                                        backlog_holds: flood[:holds])
+    end
+
+    # Replays +recording+ to the applier REPETITIONS times; the figures of the
+    # capacity measurement (medians).
+    def replay(recording, channel, changes)
+      rounds = Array.new(@repetitions) { replay_round(recording, channel, changes) }
+      { capacity: Timing.median(rounds.map { |seconds, _| changes / seconds }), backlog: changes,
+        backlog_messages: recording.messages.size, drain_seconds: Timing.median(rounds.map(&:first)),
+        replay_seconds: Timing.median(rounds.map(&:last)),
+        backlog_rejected: @applier.stats(store: :backlog)[:rejected] }
+    end
+
+    # [seconds until the applier applied every change, seconds the replay took].
+    def replay_round(recording, channel, changes)
+      applied = @applier.stats(store: :backlog)[:applied]
+      started = Timing.now
+      replay_seconds = recording.replay(@bus.url, channel)
+      done = Fixtures.wait_until(60, poll: 0.001) { @applier.stats(store: :backlog)[:applied] - applied >= changes }
+      raise "the applier did not apply the #{changes} replayed changes within 60 s" unless done
+
+      [Timing.now - started, replay_seconds]
+    end
+
+    def read_latency(seconds)
+      @applier.read_latency(HOT_KEY, seconds: seconds, within: seconds + 60).tap do |figures|
+        raise "the applier's reads of #{HOT_KEY} missed L1" unless figures[:l1_hits] == figures[:reads]
+      end
+    end
+
+    def applied_per_second
+      before = @applier.stats[:applied]
+      started = Timing.now
+      yield
+      (@applier.stats[:applied] - before) / (Timing.now - started)
+    end
+
+    # Whether the applier applied every change the flooder published, within 30 s.
+    def caught_up?
+      @flooder.flush_sync(30, within: 40)
+      published = @flooder.stats[:published]
+      Fixtures.wait_until(30) { @applier.stats[:applied] >= published }
+    end
+  end
+end

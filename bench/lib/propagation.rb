@@ -1,0 +1,155 @@
+# frozen_string_literal: true
+
+require_relative "timing"
+require_relative "fixtures"
+
+module Bench
+  # Propagation latency: how long after a write BEGAN in one process the new
+  # value is first seen by readers in other processes. A writer process
+  # writes 1, 2, 3 … to one key, 2–5 ms apart (random), while reader processes
+  # read that key in a loop (the Peer harness's Reader): a tight loop, or one
+  # sleeping SLEEPY_INTERVAL between reads. Every process's store has its own
+  # MemoryStore L2, so a value can only reach a reader over the bus. One reader
+  # process, then READERS of them at once; each series REPETITIONS times. All
+  # times are CLOCK_MONOTONIC, one clock for every process of the machine.
+  class Propagation
+    SLEEPY_INTERVAL = 0.0001
+    READERS = 8
+    WRITES = 1000
+    WARM_UP = 20
+    REPETITIONS = 3
+
+    # One configuration (reader processes, mode), measured REPETITIONS times.
+    # Each Run has +latencies+ pooled over the readers (seconds from the
+    # write's start to the end of the reader's first read returning the value);
+    # +missed+ (reader, value) pairs never seen, +missed_in_pause+ of those
+    # while a tight reader was itself paused (GC, descheduled); +read_periods+
+    # each reader's mean time from one read's start to the next's.
+    # +visible+ is the same measured to when the reader's bus thread applied the
+    # value (the node's last_applied_at, read as the value was first seen): when
+    # it became visible in that process's L1, however long the reader then took
+    # to look (never later than when it was seen).
+    Run = Struct.new(:latencies, :visible, :missed, :missed_in_pause, :read_periods, :max_gap, keyword_init: true)
+
+    Series = Struct.new(:readers, :mode, :writes, :runs, keyword_init: true) do
+      # The median over the runs of each run's +fraction+ percentile, of the
+      # latencies to the reader's first look (+:seen+) or to L1 (+:visible+).
+      def percentile(fraction, of: :seen)
+        Timing.median(runs.map do |run|
+          values = of == :visible ? run.visible : run.latencies
+          values.empty? ? Float::NAN : Timing.percentile(values, fraction)
+        end)
+      end
+
+      def max(of: :seen)
+        runs.flat_map(&(of == :visible ? :visible : :latencies)).max || Float::NAN
+      end
+
+      def observations
+        writes * readers * runs.size
+      end
+
+      def missed
+        runs.sum(&:missed)
+      end
+
+      def missed_in_pause
+        runs.sum(&:missed_in_pause)
+      end
+
+      def read_period
+        Timing.median(runs.flat_map(&:read_periods))
+      end
+
+      def max_gap
+        runs.map(&:max_gap).max
+      end
+    end
+
+    def initialize(fixtures, bus_url:, scale:)
+      @fixtures = fixtures
+      @bus_url = bus_url
+      @writes = [(WRITES * scale).round, 50].max
+      @repetitions = scale < 0.1 ? 1 : REPETITIONS
+      @rng = Random.new(42)
+    end
+
+    # The four series: 1 reader tight and sleeping, READERS readers tight and sleeping.
+    def run
+      options = { redis: @bus_url, channel: @fixtures.channel("propagation"), cache: :memory_store }
+      peers = @fixtures.peers(:writer, *(1..READERS).map { |i| "reader-#{i}" })
+      @writer, *readers = peers
+      [@writer, readers.first].each { |peer| @fixtures.open_store(peer, **options) }
+      results = %i[tight sleepy].map { |mode| series(readers.first(1), mode) }
+      readers.drop(1).each { |peer| @fixtures.open_store(peer, **options) }
+      results + %i[tight sleepy].map { |mode| series(readers, mode) }
+    ensure
+      @fixtures.release(*peers) if peers
+    end
+
+    private
+
+    def series(readers, mode)
+      runs = Array.new(@repetitions) do |repetition|
+        run_once(readers, mode, "propagation-#{mode}-#{readers.size}-#{repetition}")
+      end
+      Series.new(readers: readers.size, mode: mode, writes: @writes, runs: runs)
+    end
+
+    def run_once(readers, mode, key)
+      max_seconds = (@writes * 0.02) + 60
+      readers.each do |reader|
+        reader.start_reader(key, mode: mode, interval: SLEEPY_INTERVAL, max_seconds: max_seconds)
+      end
+      @writer.write_series(key, (-WARM_UP..-1).to_a, Array.new(WARM_UP, 0.002)) # loads the code paths; not counted
+      gaps = Array.new(@writes) { 0.002 + (@rng.rand * 0.003) }
+      writes = @writer.write_series(key, (1..@writes).to_a, gaps, within: max_seconds)
+      readers.each { |reader| Fixtures.wait_until(5) { reader.l1_read(key) == [:hit, @writes] } }
+      analyse(writes, readers.map(&:stop_reader))
+    end
+
+    def analyse(writes, records)
+      latencies = []
+      visible = []
+      missed = missed_in_pause = 0
+      records.each do |record|
+        seen = first_seen(record[:runs])
+        writes.each_with_index do |(value, started, _returned), index|
+          if (at = seen[value])
+            latencies << (at - started)
+            applied = record[:applied_at][value]
+            # A stamp from before the write belongs to an earlier change: the
+            # reader saw this one between its apply and its stamp.
+            visible << ((applied && applied >= started ? [applied, at].min : at) - started)
+          else
+            missed += 1
+            missed_in_pause += 1 if paused_meanwhile?(record[:pauses], writes, index, seen)
+          end
+        end
+      end
+      Run.new(latencies: latencies, visible: visible, missed: missed, missed_in_pause: missed_in_pause,
+              read_periods: records.map { |record| read_period(record) }, max_gap: records.map { |r| r[:max_gap] }.max)
+    end
+
+    # { value => end of the first read that returned it }.
+    def first_seen(runs)
+      runs.each_with_object({}) { |(value, _start, first_end, _last, _reads), seen| seen[value] ||= first_end }
+    end
+
+    # Whether the reader paused (gaps over 1 ms, plus twice the interval of a
+    # sleeping reader) between
+    # the write returning and the reader seeing a later value: the update may
+    # have come and gone meanwhile.
+    def paused_meanwhile?(pauses, writes, index, seen)
+      returned = writes[index][2]
+      later = writes[(index + 1)..].lazy.filter_map { |value, _, _| seen[value] }.first || Float::INFINITY
+      pauses.any? { |from, to| from < later && to > returned }
+    end
+
+    def read_period(record)
+      runs = record[:runs]
+      reads = runs.sum(&:last)
+      reads > 1 ? (runs.last[3] - runs.first[1]) / (reads - 1) : Float::NAN
+    end
+  end
+end
