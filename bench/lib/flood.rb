@@ -17,8 +17,12 @@ module Bench
   # * Live: the flooder floods; the applier's stats[:applied] increase is
   #   taken over a window with the applier idle and over a window while one of
   #   its Ruby threads reads one cached key (the bench's small Hash) in a loop,
-  #   timing each read. The same reads are timed without a flood first. The
-  #   live rate cannot exceed the flooder's.
+  #   timing each read. The same reads are timed without a flood first, and
+  #   during the same flood on another channel (the same load on the machine's
+  #   CPUs from the flooder and Redis, but nothing for the applier to apply),
+  #   which separates what applying costs the reader from what sharing two
+  #   cores with the flooder costs it. The live rate cannot exceed the
+  #   flooder's.
   # * Capacity: the flooder floods a second channel that only a recorder
   #   (BusRecording) listens to; then the applier subscribes and the recorded
   #   messages are published again all at once, faster than any subscriber
@@ -35,7 +39,8 @@ module Bench
     RAMP = 0.5
     HOT_KEY = "hot"
 
-    Result = Struct.new(:window, :rounds, :flood_rate, :idle_rate, :reading_rate, :quiet, :flooded, :caught_up,
+    Result = Struct.new(:window, :rounds, :flood_rate, :idle_rate, :reading_rate, :quiet, :flooded, :elsewhere,
+                        :caught_up,
                         :applier_stats, :capacity, :backlog, :backlog_messages, :drain_seconds, :replay_seconds,
                         :backlog_rejected, :flood_holds, :backlog_rate, :backlog_holds,
                         keyword_init: true) do
@@ -44,9 +49,15 @@ module Bench
         (flooded[figure] / quiet[figure]) - 1
       end
 
-      # Relative decrease of reads per second during the flood.
-      def read_rate_loss
-        1 - ((flooded[:reads] / flooded[:seconds]) / (quiet[:reads] / quiet[:seconds]))
+      # Relative decrease of reads per second during the flood, against no
+      # flood (or, with against: :elsewhere, against the flood on another
+      # channel: what applying it costs).
+      def read_rate_loss(against: :quiet)
+        1 - (rate(flooded) / rate(public_send(against)))
+      end
+
+      def rate(figures)
+        figures[:reads] / figures[:seconds]
       end
     end
 
@@ -61,6 +72,7 @@ module Bench
       @bus = @fixtures.redis
       @bus.command("CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 0 0")
       @flooder, @applier = @fixtures.peers(:flooder, :applier, redis: @bus.url, channel: @fixtures.channel("flood"))
+      @fixtures.open_store(@flooder, name: :elsewhere, redis: @bus.url, channel: @fixtures.channel("flood-elsewhere"))
       live.merge(capacity).then { |figures| Result.new(window: @window, rounds: @repetitions, **figures) }
     ensure
       @fixtures.release(*[@flooder, @applier].compact)
@@ -69,7 +81,8 @@ module Bench
     private
 
     # REPETITIONS rounds of: reads timed without a flood, then a flood with
-    # a window of the applier idle and one of it reading. Medians of the rounds.
+    # a window of the applier idle and one of it reading, then reads timed
+    # during a flood on another channel. Medians of the rounds.
     def live
       @applier.write(HOT_KEY, Micro::HASH)
       @applier.flush_sync
@@ -88,7 +101,19 @@ module Bench
       flooded = read_latency(@window)
       flood = @flooder.await(flood_seconds + 60)
       { flood_rate: flood[:changes] / flood[:seconds], flood_holds: flood[:holds], idle_rate: idle_rate, quiet: quiet,
-        flooded: flooded, reading_rate: flooded[:applied] / flooded[:seconds] }
+        flooded: flooded, reading_rate: flooded[:applied] / flooded[:seconds], elsewhere: flooded_elsewhere }
+    end
+
+    # Reads timed while the flooder floods a channel the applier does not
+    # listen to.
+    def flooded_elsewhere
+      flood_seconds = RAMP + @window + RAMP
+      @flooder.call_async(:flood, seconds: flood_seconds, keys: KEYS, value_bytes: VALUE_BYTES, store: :elsewhere)
+      sleep RAMP
+      read_latency(@window).tap do |figures|
+        @flooder.await(flood_seconds + 60)
+        raise "the applier applied changes from another channel" unless figures[:applied].zero?
+      end
     end
 
     # The median of numbers, or of each figure of Hashes of numbers.
@@ -100,6 +125,7 @@ module Bench
 
     def capacity
       [@flooder, @applier].each(&:close)
+      @flooder.close(store: :elsewhere)
       channel = @fixtures.channel("flood-backlog")
       options = { name: :backlog, redis: @bus.url, channel: channel }
       @fixtures.open_store(@flooder, **options)

@@ -29,20 +29,29 @@ module Bench
     # value (the node's last_applied_at, read as the value was first seen): when
     # it became visible in that process's L1, however long the reader then took
     # to look (never later than when it was seen).
-    Run = Struct.new(:latencies, :visible, :missed, :missed_in_pause, :read_periods, :max_gap, keyword_init: true)
+    # +write_calls+: how long each of the writer's write calls took (part of
+    # every latency); +after_return+: from the write call returning until
+    # visible, the bus's share.
+    Run = Struct.new(:latencies, :visible, :write_calls, :after_return, :missed, :missed_in_pause, :read_periods,
+                     :max_gap, keyword_init: true)
+
+    # Series#percentile's figures: the Run field each is taken from.
+    FIGURES = { seen: :latencies, visible: :visible, write_call: :write_calls, after_return: :after_return }.freeze
 
     Series = Struct.new(:readers, :mode, :writes, :runs, keyword_init: true) do
       # The median over the runs of each run's +fraction+ percentile, of the
-      # latencies to the reader's first look (+:seen+) or to L1 (+:visible+).
+      # latencies to the reader's first look (+:seen+), to L1 (+:visible+),
+      # from the write returning to L1 (+:after_return+), or of the write
+      # calls (+:write_call+).
       def percentile(fraction, of: :seen)
         Timing.median(runs.map do |run|
-          values = of == :visible ? run.visible : run.latencies
+          values = run.public_send(FIGURES.fetch(of))
           values.empty? ? Float::NAN : Timing.percentile(values, fraction)
         end)
       end
 
       def max(of: :seen)
-        runs.flat_map(&(of == :visible ? :visible : :latencies)).max || Float::NAN
+        runs.flat_map(&FIGURES.fetch(of)).max || Float::NAN
       end
 
       def observations
@@ -111,23 +120,28 @@ module Bench
     def analyse(writes, records)
       latencies = []
       visible = []
+      after_return = []
       missed = missed_in_pause = 0
       records.each do |record|
         seen = first_seen(record[:runs])
-        writes.each_with_index do |(value, started, _returned), index|
+        writes.each_with_index do |(value, started, returned), index|
           if (at = seen[value])
             latencies << (at - started)
             applied = record[:applied_at][value]
             # A stamp from before the write belongs to an earlier change: the
             # reader saw this one between its apply and its stamp.
-            visible << ((applied && applied >= started ? [applied, at].min : at) - started)
+            visible_at = applied && applied >= started ? [applied, at].min : at
+            visible << (visible_at - started)
+            after_return << (visible_at - returned)
           else
             missed += 1
             missed_in_pause += 1 if paused_meanwhile?(record[:pauses], writes, index, seen)
           end
         end
       end
-      Run.new(latencies: latencies, visible: visible, missed: missed, missed_in_pause: missed_in_pause,
+      Run.new(latencies: latencies, visible: visible, after_return: after_return,
+              write_calls: writes.map { |_value, started, returned| returned - started },
+              missed: missed, missed_in_pause: missed_in_pause,
               read_periods: records.map { |record| read_period(record) }, max_gap: records.map { |r| r[:max_gap] }.max)
     end
 

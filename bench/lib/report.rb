@@ -67,6 +67,7 @@ module Bench
            [Format.micros(s.percentile(0.5, of: of)), Format.micros(s.percentile(0.99, of: of)),
             Format.micros(s.max(of: of))]
          end,
+         Format.micros(s.percentile(0.99, of: :write_call)), Format.micros(s.percentile(0.99, of: :after_return)),
          "#{s.missed}#{" (#{s.missed_in_pause} in a pause)" if s.missed.positive?} of #{Format.count(s.observations)}"]
       end
       <<~MD.chomp
@@ -77,9 +78,11 @@ module Bench
         - **visible**: the reader process's bus thread had applied the new value to its L1 (the node's `last_applied_at` when the reader first saw the value), so from then on any read in that process returns it;
         - **seen**: the end of the reader's first read that returned it; this adds the reader's own time to its next look (its time between reads, and any time it was itself off the CPU).
 
+        Both include the writer's own write call (L2 write, L1 write, queueing for the bus); "write call p99" is that alone, and "bus p99" is from the write call returning until visible: the publisher thread, Redis and the reader's subscriber thread (negative when the value was visible before the writer's call returned: the bus threads ran while the writer's own thread waited for a CPU).
+
         Missed: (reader, update) pairs the reader never saw; "in a pause": the reader itself was off the CPU meanwhile (over 1 ms between two reads, plus twice the sleep of a sleeping reader). Each configuration was run #{series.first.runs.size} time(s); p50 and p99 are the medians of the runs' figures, max and missed over all runs.
 
-        #{Format.table(["Reader processes", "Reader", "Median time between reads (µs)", "Longest gap between reads (µs)", "Updates", "visible p50 (µs)", "visible p99 (µs)", "visible max (µs)", "seen p50 (µs)", "seen p99 (µs)", "seen max (µs)", "Missed"], rows)}
+        #{Format.table(["Reader processes", "Reader", "Median time between reads (µs)", "Longest gap between reads (µs)", "Updates", "visible p50 (µs)", "visible p99 (µs)", "visible max (µs)", "seen p50 (µs)", "seen p99 (µs)", "seen max (µs)", "write call p99 (µs)", "bus p99 (µs)", "Missed"], rows)}
       MD
     end
 
@@ -92,7 +95,7 @@ module Bench
 
         #{Format.table(%w[Figure Value], flood_rows(result))}
 
-        A Ruby thread of the applying process reads one cached key (the small Hash) in a loop, each read timed, without and during the flood:
+        A Ruby thread of the applying process reads one cached key (the small Hash) in a loop, each read timed: without a flood, during the flood, and during the same flood on a channel the applier does not listen to. On two cores the flooder's Ruby thread takes one core by itself and Redis a share of the other, so the last row separates what applying the flood costs the reader from what sharing the machine with the flooder costs it:
 
         #{Format.table(["Reader", "Reads/s", "p50 (µs)", "p99 (µs)", "max (µs)"], reader_rows(result))}
       MD
@@ -121,15 +124,23 @@ module Bench
     end
 
     def reader_rows(result)
-      quiet = result.quiet
-      flooded = result.flooded
-      rate = ->(figures) { figures[:reads] / figures[:seconds] }
       [
-        ["no flood", Format.count(rate[quiet]), *%i[p50 p99 max].map { |f| Format.micros(quiet[f]) }],
-        ["during the flood", Format.count(rate[flooded]), *%i[p50 p99 max].map { |f| Format.micros(flooded[f]) }],
-        ["change", Format.percent(-result.read_rate_loss, sign: true),
-         *%i[p50 p99 max].map { |f| Format.percent(result.slowdown(f), sign: true) }]
+        reader_row("no flood", result, result.quiet),
+        reader_row("during the flood", result, result.flooded),
+        change_row("change", result, :quiet),
+        reader_row("during the same flood on another channel (nothing to apply)", result, result.elsewhere),
+        change_row("during the flood vs on another channel: what applying costs", result, :elsewhere)
       ]
+    end
+
+    def reader_row(name, result, figures)
+      [name, Format.count(result.rate(figures)), *%i[p50 p99 max].map { |f| Format.micros(figures[f]) }]
+    end
+
+    def change_row(name, result, against)
+      base = result.public_send(against)
+      [name, Format.percent(-result.read_rate_loss(against: against), sign: true),
+       *%i[p50 p99 max].map { |f| Format.percent((result.flooded[f] / base[f]) - 1, sign: true) }]
     end
 
     def memory
