@@ -158,9 +158,11 @@ module SyncedMemoryStore
     # Writes every <tt>name => value</tt> of +hash+; see
     # ActiveSupport::Cache::Store#write_multi. With nobody listening, entries
     # are built only where an L2 or a coder needs them, and plain String keys
-    # skip normalization, as in #write.
+    # skip normalization, as in #write. A subclass or singleton that overrides
+    # #write_multi_entries (ActiveSupport's store provider interface) gets
+    # every call.
     def write_multi(hash, options = nil)
-      return super unless quiet?(:write_multi)
+      return super unless quiet?(:write_multi) && method(:write_multi_entries).owner.equal?(Store)
 
       options = merged_options(options)
       expires_at = expiry(options)

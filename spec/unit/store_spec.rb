@@ -163,6 +163,28 @@ RSpec.describe SyncedMemoryStore::Store do
     end
   end
 
+  describe "the store provider interface" do
+    let(:recording_class) do
+      Class.new(described_class) do
+        attr_reader :written
+
+        def write_multi_entries(entries, **options)
+          (@written ||= []) << entries.transform_values(&:value)
+          super
+        end
+      end
+    end
+
+    it "routes write_multi and fetch_multi through an overridden write_multi_entries, even with nobody listening" do
+      store = recording_class.new(sync: false)
+      store.write_multi("a" => 1, "b" => 2)
+      store.fetch_multi("c") { |key| key * 2 }
+
+      expect(store.written).to eq([{ "a" => 1, "b" => 2 }, { "c" => "cc" }])
+      expect(store.read_multi("a", "b", "c")).to eq("a" => 1, "b" => 2, "c" => "cc")
+    end
+  end
+
   describe "#stats and #inspect" do
     it "counts hits and misses at each level" do
       cache = described_class.new(sync: false, cache: ActiveSupport::Cache::MemoryStore.new)
