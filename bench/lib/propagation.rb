@@ -26,7 +26,7 @@ module Bench
     # while a tight reader was itself paused (GC, descheduled); +read_periods+
     # each reader's mean time from one read's start to the next's.
     # +visible+ is the same measured to when the reader's bus thread applied the
-    # value (the node's last_applied_at, read as the value was first seen): when
+    # value (the store's stats[:last_applied_at], read as the value was first seen): when
     # it became visible in that process's L1, however long the reader then took
     # to look (never later than when it was seen).
     # +write_calls+: how long each of the writer's write calls took (part of

@@ -75,7 +75,7 @@ module Bench
 
         The writer writes 1, 2, 3 … to one key, 2–5 ms apart; reader processes read that key in a loop. Each process's store has its own MemoryStore L2, so values reach readers only over the bus (sync on, a bus redis-server on loopback). All times are CLOCK_MONOTONIC, one clock for all processes, pooled over the readers, from the moment the write began in the writer process until:
 
-        - **visible**: the reader process's bus thread had applied the new value to its L1 (the node's `last_applied_at` when the reader first saw the value), so from then on any read in that process returns it;
+        - **visible**: the reader process's bus thread had applied the new value to its L1 (the store's `stats[:last_applied_at]` when the reader first saw the value), so from then on any read in that process returns it;
         - **seen**: the end of the reader's first read that returned it; this adds the reader's own time to its next look (its time between reads, and any time it was itself off the CPU).
 
         Both include the writer's own write call (L2 write, L1 write, queueing for the bus); "write call p99" is that alone, and "bus p99" is from the write call returning until visible: the publisher thread, Redis and the reader's subscriber thread (negative when the value was visible before the writer's call returned: the bus threads ran while the writer's own thread waited for a CPU).

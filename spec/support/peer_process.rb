@@ -109,7 +109,6 @@ class Reader
 
   def initialize(store, key, interval:, max_seconds:)
     @store = store
-    @node = store.instance_variable_get(:@node)
     @applied_at = {}
     @key = key
     @interval = interval
@@ -171,7 +170,7 @@ class Reader
       run[4] += 1
     else
       @runs << [value, read_start, read_end, read_start, 1]
-      @applied_at[value] ||= @node.last_applied_at
+      @applied_at[value] ||= @store.stats[:last_applied_at]
     end
     note_gap(read_start)
   end

@@ -53,6 +53,23 @@ RSpec.describe SyncedMemoryStore::Store, "with an L2" do
     expect(l2.calls[:write_entry]).to eq(writes)
   end
 
+  # Starts store.read(+key+) on a thread, holds it inside L2's read_entry
+  # while the block runs, then lets it finish; returns the thread.
+  def read_held_in_l2(key)
+    reading = Queue.new
+    proceed = Queue.new
+    l2.gate = lambda {
+      reading << true
+      proceed.pop
+    }
+    reader = Thread.new { store.read(key) }
+    reading.pop
+    l2.gate = nil
+    yield
+    proceed << true
+    reader
+  end
+
   it "fills L1 with L2's expiry and version" do
     freeze_time
     l2.write("k", "v", expires_in: 60, version: "3")
@@ -65,18 +82,7 @@ RSpec.describe SyncedMemoryStore::Store, "with an L2" do
 
   it "does not install a value read from L2 when the key changed while L2 was being read" do
     l2.write("k", "old")
-    reading = Queue.new
-    proceed = Queue.new
-    l2.gate = lambda {
-      reading << true
-      proceed.pop
-    }
-
-    reader = Thread.new { store.read("k") }
-    reading.pop
-    l2.gate = nil
-    store.write("k", "new")
-    proceed << true
+    reader = read_held_in_l2("k") { store.write("k", "new") }
 
     expect(reader.value).to eq("old") # the read began before the write
     expect(store.read("k")).to eq("new")
@@ -85,20 +91,10 @@ RSpec.describe SyncedMemoryStore::Store, "with an L2" do
 
   it "does not install a value read from L2 when the store was cleared while L2 was being read" do
     l2.write("k", "old")
-    reading = Queue.new
-    proceed = Queue.new
-    l2.gate = lambda {
-      reading << true
-      proceed.pop
-    }
-
-    reader = Thread.new { store.read("k") }
-    reading.pop
-    l2.gate = nil
-    l2.write("k", "rewritten after the clear") # as another process would, after our clear reached it
-    store.instance_variable_get(:@node).clear(false)
-    proceed << true
-    reader.join
+    read_held_in_l2("k") do
+      l2.write("k", "rewritten after the clear") # as another process would, after our clear reached it
+      store.instance_variable_get(:@node).clear(false)
+    end.join
 
     expect(store.read("k")).to eq("rewritten after the clear")
   end

@@ -66,7 +66,6 @@ pub fn define(ruby: &Ruby) -> Result<(), Error> {
     class.define_method("count_l2", method!(RbNode::count_l2, 1))?;
     class.define_method("stats", method!(RbNode::stats, 0))?;
     class.define_method("id", method!(RbNode::id, 0))?;
-    class.define_method("last_applied_at", method!(RbNode::last_applied_at, 0))?;
     class.define_method("sync?", method!(RbNode::sync, 0))?;
     class.define_method("bus_description", method!(RbNode::bus_description, 0))?;
     class.define_method("signed?", method!(RbNode::signed, 0))?;
@@ -393,13 +392,6 @@ impl RbNode {
             (applied_at > 0).then(|| applied_at as f64 / 1e9),
         )?;
         Ok(hash)
-    }
-
-    /// `last_applied_at`: when the latest change from the bus was applied, in
-    /// seconds on CLOCK_MONOTONIC (comparable across processes), or nil.
-    fn last_applied_at(&self) -> Option<f64> {
-        let nanos = Stats::get(&self.node.stats.last_applied_at);
-        (nanos > 0).then(|| nanos as f64 / 1e9)
     }
 
     /// `id`: this node's random id (new in a forked child).
