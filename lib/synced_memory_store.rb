@@ -11,6 +11,7 @@ begin
 rescue LoadError
   require "synced_memory_store/synced_memory_store"
 end
+require_relative "synced_memory_store/node"
 require_relative "synced_memory_store/fork_safety"
 require_relative "synced_memory_store/redis_option"
 require_relative "synced_memory_store/l2"

@@ -60,8 +60,8 @@ module Bench
       end
     end
 
-    def verify(&block)
-      @stores.each_value(&block)
+    def verify(&)
+      @stores.each_value(&)
     end
 
     # An L1 miss that L2 answers: each call reads a key written only to L2

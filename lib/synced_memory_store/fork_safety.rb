@@ -18,25 +18,24 @@ module SyncedMemoryStore
       @stores.each_key(&:after_fork)
     end
 
-    # Publishes what every open store still has queued, waiting at most
-    # +timeout+ seconds in all: a process that exits right after a write must
-    # not leave other processes holding the value it replaced.
-    def flush_all(timeout)
+    # Settles every open store (Store#settle), taking at most +timeout+
+    # seconds in all: a process that exits right after a write must neither
+    # leave other processes holding the value it replaced nor skip the
+    # invalidation a concurrent writer's change needs.
+    def settle_all(timeout)
       deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
       @stores.each_key do |store|
         left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
-        break if left <= 0
-
         # A store inherited through a fork that bypassed Process._fork has no
-        # publisher thread here; its queue belongs to the parent.
-        store.flush_sync(left) unless store.closed? || store.inherited?
+        # bus threads here; its changes belong to the parent.
+        store.settle([left, 0].max) unless store.closed? || store.inherited?
       rescue Error
         nil
       end
     end
   end
 
-  at_exit { SyncedMemoryStore.flush_all(1) }
+  at_exit { SyncedMemoryStore.settle_all(1) }
 
   # Prepended to Process's singleton class: Ruby 3.1+ routes every fork
   # (Process.fork, Kernel#fork, Puma and Unicorn workers) through Process._fork.

@@ -238,9 +238,9 @@ module SyncedMemoryStore
 
     # ActiveSupport 6.1/7.0 call +with+ on the client (a Redis or a
     # ConnectionPool); 7.1+ call +then+, which both answer there.
-    def with_connection(&block)
+    def with_connection(&)
       client = @store.redis
-      client.respond_to?(:with) ? client.with(&block) : client.then(&block)
+      client.respond_to?(:with) ? client.with(&) : client.then(&)
     end
   end
 

@@ -83,15 +83,25 @@ module SyncHelpers
   # waits until every receiver's L1 holds it. Redis delivers one channel's
   # messages in one order, so afterwards each receiver has applied everything
   # published before the call (the sender's messages and every message whose
-  # PUBLISH had returned). Needs the token to ship by value (it is small).
+  # PUBLISH had returned). Needs the token to ship by value (it is small). A
+  # token the protocol invalidates (the sender's write met a concurrent change,
+  # or a message it could not read) is followed by a fresh one.
   def settle(sender, *receivers, store: :main, timeout: 5)
     key = "barrier:#{sender.name}:#{store}"
-    token = SecureRandom.hex(8)
-    sender.write(key, token, store: store)
-    receivers.each do |receiver|
-      eventually(timeout: timeout, message: "#{receiver} never saw #{sender}'s barrier") do
-        receiver.l1_read(key) == [:hit, token]
+    deadline = monotonic + timeout
+    loop do
+      token = SecureRandom.hex(8)
+      sender.write(key, token, store: store)
+      attempt_ends = [monotonic + 1, deadline].min
+      until (late = receivers.reject { |receiver| receiver.l1_read(key, store: store) == [:hit, token] }).empty?
+        break if monotonic > attempt_ends
+
+        sleep POLL
       end
+      return if late.empty?
+      next if monotonic < deadline
+
+      raise RSpec::Expectations::ExpectationNotMetError, "#{late.join(", ")} never saw #{sender}'s barrier"
     end
   end
 

@@ -93,7 +93,7 @@ RSpec.describe SyncedMemoryStore::Store, "with an L2" do
     l2.write("k", "old")
     read_held_in_l2("k") do
       l2.write("k", "rewritten after the clear") # as another process would, after our clear reached it
-      store.instance_variable_get(:@node).clear(false)
+      store.instance_variable_get(:@node).clear(publish: false)
     end.join
 
     expect(store.read("k")).to eq("rewritten after the clear")

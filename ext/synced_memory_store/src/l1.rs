@@ -7,24 +7,29 @@
 //!   bus reconnect, a publisher overflow) is one counter increment, with the
 //!   memory released by moka in the background.
 //! * **Generations.** Every change takes the next number of one change sequence
-//!   and records it, under a stripe lock, as the generation of the stripe its key
-//!   hashes to; a clear records it as the new epoch. A read-through fill takes a
-//!   [`Ticket`] (the sequence's current number) before it reads L2 and installs
-//!   only if neither its stripe's generation nor the epoch moved past the ticket,
-//!   so a fill can never install a value older than a change that passed while L2
-//!   was being read. Stripes are shared by keys, so a change to a neighbour only
-//!   costs a skipped fill, never a stale one.
+//!   and records it where a fill will look: a change to one key as the
+//!   generation of the stripe its key hashes to (under the stripe's lock); a
+//!   change to keys L1 cannot name one by one (a pattern delete, which may hit
+//!   keys being filled right now and so absent from L1) as the *fence*; a clear
+//!   as the new epoch. A read-through fill takes a [`Ticket`] (the sequence's
+//!   current number) before it reads L2 and installs only if none of the three
+//!   moved past the ticket, so a fill can never install a value older than a
+//!   change that passed while L2 was being read, whichever way the change named
+//!   its keys. Stripes are shared by keys and a fence stops every fill in
+//!   flight, so an unrelated change only costs a skipped fill, never a stale one.
 //! * **Logical versus physical expiry.** A slot's record carries ActiveSupport's
 //!   logical `expires_at`, checked by the reader against Ruby's clock (which tests
 //!   stub). Moka evicts the slot once its `keep_for` has passed since it was
 //!   stored, measured on the monotonic clock: a stubbed Ruby clock can therefore
 //!   never make L1 evict early, and `keep_for` may outlast `expires_at`
 //!   (race_condition_ttl keeps stale entries around so one reader can regenerate).
+//!   The store's `l1_expires_in:` caps every `keep_for`: no entry outlives it in
+//!   L1, whatever stored it (a local write, a fill, a value from the bus).
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use moka::policy::{EvictionPolicy, Expiry};
 use moka::sync::Cache;
@@ -45,13 +50,6 @@ pub const EXPIRY_OVERHEAD: usize = 64;
 pub const VERSION_OVERHEAD: usize = 24;
 
 const STRIPES: usize = 1024;
-
-/// Seconds since the Unix epoch, the clock ActiveSupport's `expires_at` uses.
-pub fn wall_clock() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
 
 /// `seconds` as a duration to keep a slot, `None` for "until evicted for space".
 /// Negative and NaN become zero: the slot is gone at once.
@@ -127,15 +125,21 @@ pub struct L1 {
     sequence: AtomicU64,
     /// Sequence number of the last clear; slots stamped with another are dead.
     epoch: AtomicU64,
+    /// Sequence number of the last change to keys not named one by one: fills
+    /// with an older ticket are refused.
+    fence: AtomicU64,
     /// Per stripe, the sequence number of the last change to one of its keys.
     generations: Box<[Mutex<u64>]>,
     budget: u64,
+    /// Longest any slot is kept (`l1_expires_in:`), if capped.
+    max_keep: Option<Duration>,
 }
 
 impl L1 {
     /// An empty L1 that keeps at most `budget` bytes, counting keys, payloads,
-    /// versions and [`ENTRY_OVERHEAD`] per entry.
-    pub fn new(budget: u64) -> Self {
+    /// versions and [`ENTRY_OVERHEAD`] per entry, and no slot longer than
+    /// `max_keep` when one is given.
+    pub fn new(budget: u64, max_keep: Option<Duration>) -> Self {
         let cache = Cache::builder()
             .max_capacity(budget)
             .eviction_policy(EvictionPolicy::lru())
@@ -146,14 +150,23 @@ impl L1 {
             cache,
             sequence: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
+            fence: AtomicU64::new(0),
             generations: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
             budget,
+            max_keep,
         }
     }
 
     /// The byte budget given at construction.
     pub fn budget(&self) -> u64 {
         self.budget
+    }
+
+    /// The largest entry L1 accepts, by its plain (inflated) payload: an entry
+    /// larger than the whole budget could never be kept, so nothing larger is
+    /// ever inflated or decoded either.
+    pub fn max_entry_bytes(&self) -> usize {
+        usize::try_from(self.budget).unwrap_or(usize::MAX)
     }
 
     /// The slot stored under `key`, unless it is absent, physically expired or
@@ -202,10 +215,19 @@ impl L1 {
         // clear that lands after this read leaves the slot dead under the new
         // epoch, and one that landed before it fails the check.
         let epoch = self.epoch.load(Ordering::Acquire);
-        if *generation > ticket || epoch > ticket {
+        if *generation > ticket || epoch > ticket || self.fence.load(Ordering::SeqCst) > ticket {
             return false;
         }
         self.store(key, record, keep_for, epoch);
+        // A pattern delete fences before it scans the keys. If its fence is
+        // still not past the ticket now, the scan starts after this store and
+        // finds the slot; if it is, the scan may have run before the store, so
+        // the slot is taken back out (the stripe lock keeps any other change
+        // to the key waiting meanwhile).
+        if self.fence.load(Ordering::SeqCst) > ticket {
+            self.cache.remove(key);
+            return false;
+        }
         true
     }
 
@@ -217,6 +239,24 @@ impl L1 {
         self.cache
             .remove(key)
             .is_some_and(|slot| slot.epoch == epoch)
+    }
+
+    /// Removes every live entry whose key `matching` accepts; returns how many.
+    /// Keys that are being filled from L2 right now are not in L1 to be
+    /// matched, so every fill in flight is fenced off first.
+    pub fn remove_where(&self, matching: impl Fn(&[u8]) -> bool) -> usize {
+        self.fence();
+        self.keys()
+            .iter()
+            .filter(|key| matching(key))
+            .filter(|key| self.remove(key))
+            .count()
+    }
+
+    /// Refuses every fill in flight (whose ticket came before now), leaving
+    /// the entries as they are.
+    pub fn fence(&self) {
+        self.fence.fetch_max(self.next_sequence(), Ordering::SeqCst);
     }
 
     /// Drops every entry. Fills in flight are refused because their tickets carry
@@ -263,6 +303,10 @@ impl L1 {
     }
 
     fn store(&self, key: &[u8], record: Record, keep_for: Option<Duration>, epoch: u64) {
+        let keep_for = match (keep_for, self.max_keep) {
+            (Some(keep), Some(max)) => Some(keep.min(max)),
+            (keep, max) => keep.or(max),
+        };
         let slot = Arc::new(Slot {
             record,
             epoch,
@@ -324,7 +368,7 @@ mod tests {
 
     #[test]
     fn stores_replaces_and_removes() {
-        let l1 = L1::new(1 << 20);
+        let l1 = L1::new(1 << 20, None);
         l1.insert(b"k", text("one"), None);
         assert_eq!(value_of(&l1, "k").as_deref(), Some(&b"one"[..]));
         l1.insert(b"k", text("two"), None);
@@ -336,7 +380,7 @@ mod tests {
 
     #[test]
     fn insert_if_absent_keeps_the_existing_entry() {
-        let l1 = L1::new(1 << 20);
+        let l1 = L1::new(1 << 20, None);
         assert!(l1.insert_if_absent(b"k", text("first"), None));
         assert!(!l1.insert_if_absent(b"k", text("second"), None));
         assert_eq!(value_of(&l1, "k").as_deref(), Some(&b"first"[..]));
@@ -344,7 +388,7 @@ mod tests {
 
     #[test]
     fn clear_drops_everything_at_once() {
-        let l1 = L1::new(1 << 20);
+        let l1 = L1::new(1 << 20, None);
         for i in 0..100 {
             l1.insert(format!("k{i}").as_bytes(), text("v"), None);
         }
@@ -357,7 +401,7 @@ mod tests {
 
     #[test]
     fn a_fill_is_refused_when_the_key_changed_after_its_ticket() {
-        let l1 = L1::new(1 << 20);
+        let l1 = L1::new(1 << 20, None);
         let ticket = l1.ticket();
         l1.insert(b"k", text("newer"), None);
         assert!(!l1.fill(b"k", text("older, from L2"), None, ticket));
@@ -371,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_fill_is_refused_after_a_clear() {
-        let l1 = L1::new(1 << 20);
+        let l1 = L1::new(1 << 20, None);
         let ticket = l1.ticket();
         l1.clear();
         assert!(!l1.fill(b"k", text("from L2"), None, ticket));
@@ -379,8 +423,31 @@ mod tests {
     }
 
     #[test]
+    fn a_fill_is_refused_after_a_pattern_delete_even_for_a_key_l1_did_not_hold() {
+        let l1 = L1::new(1 << 20, None);
+        l1.insert(b"user:2", text("cached"), None);
+        let ticket = l1.ticket();
+        assert_eq!(l1.remove_where(|key| key.starts_with(b"user:")), 1);
+        assert!(!l1.fill(b"user:1", text("older, from L2"), None, ticket));
+        assert_eq!(value_of(&l1, "user:1"), None);
+        let later = l1.ticket();
+        assert!(l1.fill(b"user:1", text("after the delete"), None, later));
+    }
+
+    #[test]
+    fn no_slot_outlives_the_keep_cap() {
+        let l1 = L1::new(1 << 20, Some(Duration::from_millis(30)));
+        l1.insert(b"capped", text("v"), keep_for(Some(3600.0)));
+        l1.insert(b"forever", text("v"), None);
+        assert!(value_of(&l1, "capped").is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(value_of(&l1, "capped"), None);
+        assert_eq!(value_of(&l1, "forever"), None);
+    }
+
+    #[test]
     fn an_undisturbed_fill_installs() {
-        let l1 = L1::new(1 << 20);
+        let l1 = L1::new(1 << 20, None);
         let ticket = l1.ticket();
         l1.insert(b"other", text("x"), None);
         assert!(l1.fill(b"k", text("from L2"), None, ticket));
@@ -389,7 +456,7 @@ mod tests {
 
     #[test]
     fn physically_expired_slots_are_never_returned() {
-        let l1 = L1::new(1 << 20);
+        let l1 = L1::new(1 << 20, None);
         l1.insert(b"gone", text("v"), keep_for(Some(-1.0)));
         l1.insert(b"kept", text("v"), keep_for(Some(60.0)));
         assert_eq!(value_of(&l1, "gone"), None);
@@ -398,7 +465,7 @@ mod tests {
 
     #[test]
     fn purge_expired_removes_logically_expired_records_only() {
-        let l1 = L1::new(1 << 20);
+        let l1 = L1::new(1 << 20, None);
         let mut old = text("old");
         old.expires_at = Some(10.0);
         let mut fresh = text("fresh");
@@ -415,7 +482,7 @@ mod tests {
     #[test]
     fn stays_within_its_byte_budget() {
         let budget = 256 * 1024;
-        let l1 = L1::new(budget);
+        let l1 = L1::new(budget, None);
         let payload = vec![b'x'; 1000];
         for i in 0..2000 {
             l1.insert(

@@ -1,17 +1,24 @@
 //! Rust core of synced_memory_store: L1 memory, the entry record and its codec,
 //! and (with sync on) the Redis bus. Only the `ruby` module touches Ruby.
+//!
+//! Layers point one way: `ruby` → `node` → `bus`, `l1`, `record` → `clock`,
+//! `stats`, `error`. The bus threads see a node only through `bus::Member`.
 
-pub mod bus;
-pub mod config;
-pub mod error;
-pub mod fork;
-pub mod glob;
+// Without the binding layer nothing outside the tests calls into the core.
+#![cfg_attr(not(feature = "ruby"), allow(dead_code, unused_imports))]
+
+pub(crate) mod bus;
+pub(crate) mod clock;
+pub(crate) mod config;
+pub(crate) mod error;
+pub(crate) mod fork;
+pub(crate) mod glob;
 pub mod l1;
-pub mod node;
-pub mod pending;
+pub(crate) mod node;
+pub(crate) mod notices;
 pub mod record;
-pub mod stats;
-pub mod tree;
+pub(crate) mod stats;
+pub(crate) mod tree;
 
 #[cfg(feature = "ruby")]
 mod ruby;

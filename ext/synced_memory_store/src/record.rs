@@ -90,11 +90,12 @@ impl Record {
     }
 
     /// Checks what a record from the bus must satisfy before it is stored:
-    /// numbers hold eight bytes, nil/true/false none, and a tree parses.
-    pub fn check(&self) -> Result<(), &'static str> {
+    /// its payload inflates to at most `max_bytes`, numbers hold eight bytes,
+    /// nil/true/false none, and a tree parses.
+    pub fn check(&self, max_bytes: usize) -> Result<(), &'static str> {
         let payload = self
-            .plain_payload()
-            .map_err(|_| "compressed payload does not inflate")?;
+            .plain_payload(max_bytes)
+            .map_err(|_| "compressed payload does not inflate within the largest entry accepted")?;
         match self.kind {
             Kind::Nil | Kind::True | Kind::False if !payload.is_empty() => {
                 Err("constant with a payload")
@@ -105,10 +106,10 @@ impl Record {
         }
     }
 
-    /// The payload with compression undone.
-    pub fn plain_payload(&self) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+    /// The payload with compression undone, refusing to inflate past `max_bytes`.
+    pub fn plain_payload(&self, max_bytes: usize) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
         if self.compressed {
-            inflate(&self.payload).map(std::borrow::Cow::Owned)
+            inflate(&self.payload, max_bytes).map(std::borrow::Cow::Owned)
         } else {
             Ok(std::borrow::Cow::Borrowed(&self.payload))
         }
@@ -128,10 +129,21 @@ pub fn deflate_if_smaller(bytes: &[u8], threshold: usize) -> Option<Vec<u8>> {
     (compressed.len() < bytes.len()).then_some(compressed)
 }
 
-/// Undoes [`deflate_if_smaller`].
-pub fn inflate(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(bytes.len() * 3);
-    ZlibDecoder::new(bytes).read_to_end(&mut out)?;
+/// Undoes [`deflate_if_smaller`], failing (without allocating more) once the
+/// output would pass `max_bytes`: a few hundred kilobytes of deflate can
+/// claim gigabytes.
+pub fn inflate(bytes: &[u8], max_bytes: usize) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(3).min(max_bytes));
+    let limit = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    ZlibDecoder::new(bytes).take(limit).read_to_end(&mut out)?;
+    if out.len() > max_bytes {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("inflates past {max_bytes} bytes"),
+        ));
+    }
     Ok(out)
 }
 
@@ -144,7 +156,7 @@ mod tests {
         let text = vec![b'0'; 2048];
         let packed = deflate_if_smaller(&text, 1024).expect("repetitive bytes compress");
         assert!(packed.len() < text.len());
-        assert_eq!(inflate(&packed).unwrap(), text);
+        assert_eq!(inflate(&packed, 1 << 20).unwrap(), text);
 
         assert_eq!(deflate_if_smaller(&text, 4096), None, "below the threshold");
         let noise: Vec<u8> = (0..64u32)
@@ -178,18 +190,34 @@ mod tests {
 
     #[test]
     fn checks_reject_malformed_records() {
-        assert!(Record::new(Kind::Int, vec![0; 8]).check().is_ok());
-        assert!(Record::new(Kind::Int, vec![0; 3]).check().is_err());
-        assert!(Record::new(Kind::Nil, vec![1]).check().is_err());
+        let limit = 1 << 20;
+        assert!(Record::new(Kind::Int, vec![0; 8]).check(limit).is_ok());
+        assert!(Record::new(Kind::Int, vec![0; 3]).check(limit).is_err());
+        assert!(Record::new(Kind::Nil, vec![1]).check(limit).is_err());
         assert!(Record::new(Kind::Tree, vec![crate::tree::NIL])
-            .check()
+            .check(limit)
             .is_ok());
         assert!(Record::new(Kind::Tree, vec![crate::tree::ARRAY, 5])
-            .check()
+            .check(limit)
             .is_err());
         let mut garbage = Record::new(Kind::Utf8, vec![1, 2, 3]);
         garbage.compressed = true;
-        assert!(garbage.check().is_err());
+        assert!(garbage.check(limit).is_err());
+    }
+
+    #[test]
+    fn inflation_stops_at_the_largest_entry_accepted() {
+        let bomb = deflate_if_smaller(&vec![0u8; 8 << 20], 1).unwrap();
+        assert!(
+            bomb.len() < 64 * 1024,
+            "8 MiB of zeros deflate to {} bytes",
+            bomb.len()
+        );
+        let mut record = Record::new(Kind::Binary, bomb);
+        record.compressed = true;
+        assert!(record.check(1 << 20).is_err(), "past 1 MiB");
+        assert!(record.plain_payload(1 << 20).is_err());
+        assert_eq!(record.plain_payload(8 << 20).unwrap().len(), 8 << 20);
     }
 
     #[test]
@@ -197,6 +225,6 @@ mod tests {
         let bytes = vec![b'x'; 4000];
         let mut record = Record::new(Kind::Utf8, deflate_if_smaller(&bytes, 1).unwrap());
         record.compressed = true;
-        assert_eq!(&*record.plain_payload().unwrap(), &bytes[..]);
+        assert_eq!(&*record.plain_payload(bytes.len()).unwrap(), &bytes[..]);
     }
 }

@@ -72,7 +72,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// glibc malloc's overhead (a 16-byte rounded chunk with an 8-byte header
 /// for each allocation), minus the key and payload the weigher counts itself.
 fn measured_overhead(key_len: usize, payload_len: usize, expiring: bool) -> usize {
-    let l1 = L1::new(1 << 40);
+    let l1 = L1::new(1 << 40, None);
     let payload = vec![b'x'; payload_len];
     let count = 20_000;
     // Warm up structures that grow in steps (hash table, timer wheel) so
@@ -124,7 +124,7 @@ fn a_full_l1_holds_as_many_heap_bytes_as_its_budget_within_five_percent() {
     let _alone = ONE_AT_A_TIME.lock();
     let budget: u64 = 16 << 20;
     let before = snapshot();
-    let l1 = L1::new(budget);
+    let l1 = L1::new(budget, None);
     let mut state = 88_172_645_463_325_252u64;
     for i in 0..60_000u32 {
         state ^= state << 13;

@@ -2,11 +2,14 @@
 
 require "redis"
 
-# Whatever else is published on the channel: garbage, oversized, truncated or
-# corrupted payloads (sent with the redis gem), and messages signed with the
-# wrong secret or not at all, is rejected before anything is applied, counted
-# in stats[:rejected] exactly once each, and leaves the subscription and L1
-# alone: sync keeps working.
+# Whatever else is published on the channel (sent here with the redis gem) is
+# rejected before anything is applied and counted in stats[:rejected] exactly
+# once each, and sync keeps working. Payloads that are not messages of this
+# gem at all leave L1 alone. Ones that look like this gem's messages but
+# cannot be read (truncated, oversized, a format this version does not read,
+# signed with another secret or not at all) may be a peer's change this
+# process cannot apply, so they count in stats[:missed] too and L1 is dropped:
+# reads go to L2 and nothing stale stays.
 RSpec.describe "Sync: messages that are not from a trusted store" do
   include SyncHelpers
 
@@ -48,33 +51,26 @@ RSpec.describe "Sync: messages that are not from a trusted store" do
       peers.each { |peer| peer.flush_sync(5) }
     end
 
-    it "rejects and counts garbage, oversized, truncated and corrupted payloads, then keeps syncing" do
+    def publish_raw(payloads)
+      publisher = Redis.new(url: bus.url)
+      payloads.each { |payload| expect(publisher.publish(channel, payload)).to eq(2) }
+    ensure
+      publisher&.close
+    end
+
+    it "rejects and counts payloads that are not its messages, keeping L1, then keeps syncing" do
       sender.write("k", "kept")
       eventually { receiver.l1_read("k") == [:hit, "kept"] }
-      genuine = capture_payload("x" * 200) { sender.write("sample", "x" * 200) }
-      expect(genuine).to start_with("SMS".b)
-
-      header = "SMS\x01\x00".b
-      corrupted_format = genuine.dup.tap { |payload| payload.setbyte(3, 0x7f) }
-      bad = [
-        "", "hello", Random.new(RSpec.configuration.seed).bytes(300), "SMS".b, # not ours / too short
-        header, # no body
-        genuine.byteslice(0, genuine.bytesize / 2), genuine.byteslice(0, genuine.bytesize - 1), # truncated
-        genuine + "\x00".b, # trailing bytes
-        corrupted_format, # unknown format
-        header + ("\x00".b * (2 * 1024 * 1024)) # over the largest message accepted (~1.1 MiB by default)
-      ]
+      foreign = ["", "hello", "\x00\x01".b + Random.new(RSpec.configuration.seed).bytes(300), "SMS".b]
       settle(sender, receiver)
       before = receiver.stats
 
-      publisher = Redis.new(url: bus.url)
-      bad.each { |payload| expect(publisher.publish(channel, payload)).to eq(2) }
-      publisher.close
+      publish_raw(foreign)
       settle(sender, receiver)
 
       after = receiver.stats
-      expect(after[:rejected] - before[:rejected]).to eq(bad.size)
-      expect(after[:received] - before[:received]).to eq(bad.size + 1) # and the barrier
+      expect(after[:rejected] - before[:rejected]).to eq(foreign.size)
+      expect(after[:missed]).to eq(before[:missed])
       expect(after).to include(connected: true, reconnects: 0)
       expect(receiver.l1_read("k")).to eq([:hit, "kept"])
 
@@ -83,6 +79,40 @@ RSpec.describe "Sync: messages that are not from a trusted store" do
         receiver.l1_read("k") == [:hit, "after the garbage"]
       end
       expect(receiver.stats[:rejected]).to eq(after[:rejected])
+    end
+
+    it "takes truncated, oversized and unreadable messages for missed changes: drops L1, then keeps syncing" do
+      sender.write("k", "cached")
+      eventually { receiver.l1_read("k") == [:hit, "cached"] }
+      genuine = capture_payload("x" * 200) { sender.write("sample", "x" * 200) }
+      expect(genuine).to start_with("SMS".b)
+      header = genuine.byteslice(0, 5)
+      unreadable = [
+        header, # no body
+        genuine.byteslice(0, genuine.bytesize / 2), genuine.byteslice(0, genuine.bytesize - 1), # truncated
+        genuine + "\x00".b, # trailing bytes
+        genuine.dup.tap { |payload| payload.setbyte(3, 0x7f) }, # a format this version does not read
+        header + ("\x00".b * (2 * 1024 * 1024)) # over the largest message accepted (~1.1 MiB by default)
+      ]
+      settle(sender, receiver)
+      before = receiver.stats
+
+      publish_raw(unreadable)
+      eventually(message: "the receiver never judged them all") do
+        receiver.stats[:rejected] - before[:rejected] == unreadable.size
+      end
+
+      after = receiver.stats
+      expect(after[:missed] - before[:missed]).to eq(unreadable.size)
+      expect(receiver.l1_read("k")).to eq([:miss])
+      expect(receiver.read("k")).to be_nil # its own MemoryStore L2 never had it
+      expect(after).to include(connected: true, reconnects: 0)
+
+      settle(sender, receiver)
+      sender.write("k", "after the garbage")
+      eventually(message: "sync stopped working after the garbage") do
+        receiver.l1_read("k") == [:hit, "after the garbage"]
+      end
     end
   end
 
@@ -104,7 +134,9 @@ RSpec.describe "Sync: messages that are not from a trusted store" do
       settle(sender, receiver)
     end
 
-    it "rejects a message signed with another secret and one not signed, and applies neither" do
+    it "rejects a message signed with another secret and one not signed, applies neither, and drops L1" do
+      sender.write("cached", "here")
+      eventually { receiver.l1_read("cached") == [:hit, "here"] }
       before = receiver.stats
 
       stranger.write("forged", "signed with s2", store: :wrong)
@@ -114,6 +146,8 @@ RSpec.describe "Sync: messages that are not from a trusted store" do
       settle(sender, receiver)
 
       expect(receiver.stats[:rejected] - before[:rejected]).to eq(2)
+      expect(receiver.stats[:missed] - before[:missed]).to eq(2)
+      expect(receiver.l1_read("cached")).to eq([:miss])
       expect(receiver.l1_read("forged")).to eq([:miss])
       expect(receiver.l1_read("unsigned")).to eq([:miss])
       expect(receiver.read_multi("forged", "unsigned")).to eq({})

@@ -1,22 +1,194 @@
 //! The bus: Redis pub/sub carrying every node's changes to every other node.
 //! Two native threads per node do the network work, so no Ruby thread ever waits
 //! on it and no message needs the GVL to be applied.
+//!
+//! The bus knows bytes, senders and connections; what a change means to L1 is
+//! the node's business. The threads see the node only through [`Member`]:
+//! verified batches in, subscription state out.
 
-pub mod message;
-pub mod outbox;
-pub mod publisher;
-pub mod settings;
-pub mod subscriber;
-pub mod thread;
+pub(crate) mod message;
+pub(crate) mod outbox;
+pub(crate) mod publisher;
+pub(crate) mod senders;
+pub(crate) mod settings;
+pub(crate) mod subscriber;
+pub(crate) mod thread;
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use parking_lot::{Condvar, Mutex};
 use redis::{Client, Connection, RedisResult};
 
+use crate::stats::Stats;
+use message::{Batch, Op, Rejection};
+use outbox::Outbox;
+use senders::Senders;
 use settings::BusSettings;
 
+/// What the bus threads need from the node they serve.
+pub(crate) trait Member: Send + Sync {
+    /// Applies a verified batch, in the order the channel delivered it.
+    fn apply(&self, batch: Batch);
+    /// A message that may have carried a change could not be applied: whatever
+    /// it changed is unknown, as after a lost subscription.
+    fn missed(&self, why: Rejection);
+    /// The subscription is (re)established: messages may have been missed
+    /// while it was down.
+    fn subscribed(&self);
+    /// The subscription is lost or stalled.
+    fn unsubscribed(&self);
+    /// A PING sent at `sent_at` (CLOCK_MONOTONIC nanoseconds) was answered:
+    /// every message published before then has been applied.
+    fn extend_trust(&self, sent_at: u64);
+}
+
+/// The sync half of a node: its settings, its outbox, its senders' record and
+/// the state of its connection.
+pub(crate) struct Bus {
+    /// Where and how to reach Redis.
+    pub(crate) settings: BusSettings,
+    /// The node's id, as it signs its batches.
+    pub(crate) sender: u64,
+    /// Changes waiting for the publisher thread.
+    pub(crate) outbox: Outbox,
+    pub(crate) stats: Arc<Stats>,
+    senders: Mutex<Senders>,
+    connected: Mutex<bool>,
+    connection_changed: Condvar,
+    closed: AtomicBool,
+}
+
+impl Bus {
+    /// A bus for the node `sender`, not yet connected.
+    pub(crate) fn new(settings: BusSettings, sender: u64, stats: Arc<Stats>) -> Bus {
+        Bus {
+            outbox: Outbox::new(settings.queue_capacity),
+            settings,
+            sender,
+            stats,
+            senders: Mutex::new(Senders::default()),
+            connected: Mutex::new(false),
+            connection_changed: Condvar::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Starts the publisher and subscriber threads for `member`.
+    pub(crate) fn start(self: &Arc<Self>, member: Arc<dyn Member>) -> Vec<JoinHandle<()>> {
+        let publisher = Arc::clone(self);
+        let subscriber = Arc::clone(self);
+        vec![
+            spawn("sms-publisher", move || publisher::run(&publisher)),
+            spawn("sms-subscriber", move || {
+                subscriber::run(&subscriber, &*member)
+            }),
+        ]
+    }
+
+    /// Queues `op` for publication; returns its sequence number. A change that
+    /// finds the queue full is counted as dropped (a clear follows it).
+    pub(crate) fn queue(&self, op: Op) -> u64 {
+        let (seq, queued) = self.outbox.push(op);
+        if !queued {
+            Stats::bump(&self.stats.dropped);
+        }
+        seq
+    }
+
+    /// Checks one payload from the channel and hands it to `member`: a batch
+    /// that verifies and is new from its sender is applied; one that may hide
+    /// a change is reported as missed; the rest is counted and dropped.
+    pub(crate) fn deliver(&self, payload: &[u8], member: &dyn Member) {
+        Stats::bump(&self.stats.received);
+        let verdict = self
+            .settings
+            .wire
+            .decode(payload)
+            .and_then(|batch| self.admit(&batch).map(|()| batch));
+        match verdict {
+            Ok(batch) => member.apply(batch),
+            Err(why) => {
+                Stats::bump(&self.stats.rejected);
+                if why.may_hide_a_change() {
+                    member.missed(why);
+                }
+            }
+        }
+    }
+
+    fn admit(&self, batch: &Batch) -> Result<(), Rejection> {
+        let (Some(first), Some(last)) = (batch.changes.first(), batch.changes.last()) else {
+            return Err(Rejection::Malformed);
+        };
+        self.senders
+            .lock()
+            .admit(batch.sender, first.seq, last.seq, batch.sent_at)
+            .map_err(|refusal| match refusal {
+                senders::Refusal::Replayed => Rejection::Replayed,
+                senders::Refusal::BeforeHorizon => Rejection::BeforeHorizon,
+            })
+    }
+
+    /// A subscription began at `now` (wall clock, ms): messages may have
+    /// been missed while there was none (see `senders.rs` and [`Member::subscribed`]).
+    pub(crate) fn subscribed(&self, now: u64, member: &dyn Member) {
+        self.senders.lock().subscribed(now);
+        member.subscribed();
+        self.set_connected(true);
+    }
+
+    /// The subscription is lost or stalled.
+    pub(crate) fn unsubscribed(&self, member: &dyn Member) {
+        member.unsubscribed();
+        self.set_connected(false);
+    }
+
+    fn set_connected(&self, connected: bool) {
+        *self.connected.lock() = connected;
+        self.connection_changed.notify_all();
+    }
+
+    /// Whether the subscription is up.
+    pub(crate) fn connected(&self) -> bool {
+        *self.connected.lock()
+    }
+
+    /// Waits until the subscription is up, the bus closes or `deadline`
+    /// passes; returns whether it is up.
+    pub(crate) fn wait_for_connection(&self, deadline: Instant) -> bool {
+        let mut connected = self.connected.lock();
+        while !*connected && !self.closing() {
+            if self
+                .connection_changed
+                .wait_until(&mut connected, deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        *connected
+    }
+
+    /// Tells the threads to finish: the publisher drains the outbox (while
+    /// Redis answers) and exits, the subscriber leaves within one health
+    /// interval.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.outbox.close();
+        self.connection_changed.notify_all();
+    }
+
+    /// Whether the bus is shutting down.
+    pub(crate) fn closing(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
 /// Opens a connection as the settings describe, within the health timeout.
-pub fn connect(settings: &BusSettings) -> RedisResult<Connection> {
+pub(crate) fn connect(settings: &BusSettings) -> RedisResult<Connection> {
     // rustls needs a process-wide crypto provider before the first TLS
     // handshake; installing it twice is harmless (the second call fails quietly).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -33,7 +205,7 @@ pub fn connect(settings: &BusSettings) -> RedisResult<Connection> {
 }
 
 /// Sleeps `duration` in short steps, returning early (false) once `closing` says so.
-pub fn pause(duration: Duration, closing: impl Fn() -> bool) -> bool {
+pub(crate) fn pause(duration: Duration, closing: impl Fn() -> bool) -> bool {
     let step = Duration::from_millis(10);
     let mut left = duration;
     while !left.is_zero() {
@@ -45,4 +217,11 @@ pub fn pause(duration: Duration, closing: impl Fn() -> bool) -> bool {
         left -= now;
     }
     !closing()
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .expect("the OS can start a thread")
 }

@@ -3,9 +3,9 @@
 //!
 //! Every queued change gets the next sequence number under the queue's lock, so
 //! the order of sequence numbers is the order of publication. The queue is
-//! bounded: a change that finds it full is dropped, and the next batch taken ends
-//! with a `Clear`, so an overflow costs every node its L1 but never leaves a stale
-//! entry behind.
+//! bounded: a change that finds it full is dropped, and a `Clear` is queued
+//! behind everything still waiting, so an overflow costs every node its L1 but
+//! never leaves a stale entry behind.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -15,7 +15,10 @@ use parking_lot::{Condvar, Mutex};
 use crate::bus::message::{Change, Op};
 
 /// Largest number of changes in one batch (one PUBLISH).
-pub const BATCH_CHANGES: usize = 1024;
+pub(crate) const BATCH_CHANGES: usize = 1024;
+
+/// Rough byte bound of one batch.
+pub(crate) const BATCH_BYTES: usize = 1024 * 1024;
 
 #[derive(Default)]
 struct State {
@@ -27,7 +30,7 @@ struct State {
 }
 
 /// The bounded queue of changes waiting to be published.
-pub struct Outbox {
+pub(crate) struct Outbox {
     state: Mutex<State>,
     work: Condvar,
     progress: Condvar,
@@ -36,7 +39,7 @@ pub struct Outbox {
 
 impl Outbox {
     /// An empty queue holding at most `capacity` changes.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Outbox {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
@@ -47,7 +50,7 @@ impl Outbox {
 
     /// Queues `op`; returns its sequence number and whether it was queued (false:
     /// the queue was full, the op is dropped and a `Clear` will follow).
-    pub fn push(&self, op: Op) -> (u64, bool) {
+    pub(crate) fn push(&self, op: Op) -> (u64, bool) {
         let mut state = self.state.lock();
         state.last_seq += 1;
         let seq = state.last_seq;
@@ -65,11 +68,11 @@ impl Outbox {
     /// Waits for changes and takes up to `max_changes` of them (and at most
     /// `max_bytes` by their rough size, but always at least one). Returns None
     /// once the queue is closed and empty.
-    pub fn take(&self, max_changes: usize, max_bytes: usize) -> Option<Vec<Change>> {
+    pub(crate) fn take(&self, max_changes: usize, max_bytes: usize) -> Option<Vec<Change>> {
         let mut state = self.state.lock();
         loop {
             if state.overflowed {
-                // After whatever was dropped: every node drops everything.
+                // Behind whatever was kept: every node drops everything.
                 state.overflowed = false;
                 state.last_seq += 1;
                 let seq = state.last_seq;
@@ -98,7 +101,7 @@ impl Outbox {
     }
 
     /// Every change up to `seq` has been published.
-    pub fn published(&self, seq: u64) {
+    pub(crate) fn published(&self, seq: u64) {
         let mut state = self.state.lock();
         state.published_through = state.published_through.max(seq);
         drop(state);
@@ -109,7 +112,7 @@ impl Outbox {
     /// whether or not the first attempt reached anyone (a write becomes an
     /// invalidation), behind everything queued meanwhile and with new sequence
     /// numbers, so publication order stays sequence order.
-    pub fn requeue_safely(&self, failed: Vec<Change>) {
+    pub(crate) fn requeue_safely(&self, failed: Vec<Change>) {
         let mut state = self.state.lock();
         for change in failed {
             let op = match change.op {
@@ -124,14 +127,9 @@ impl Outbox {
         self.work.notify_one();
     }
 
-    /// The sequence number of the last change queued (or dropped).
-    pub fn last_seq(&self) -> u64 {
-        self.state.lock().last_seq
-    }
-
     /// Waits until everything queued before the call has been published, or until
     /// `deadline`; returns whether it was.
-    pub fn wait_published(&self, deadline: Instant) -> bool {
+    pub(crate) fn wait_published(&self, deadline: Instant) -> bool {
         let mut state = self.state.lock();
         let target = state.last_seq;
         while state.published_through < target {
@@ -142,26 +140,28 @@ impl Outbox {
         true
     }
 
+    /// Whether every change queued so far has been published.
+    pub(crate) fn drained(&self) -> bool {
+        let state = self.state.lock();
+        state.queue.is_empty() && state.published_through >= state.last_seq
+    }
+
     /// Number of changes waiting.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.state.lock().queue.len()
     }
 
     /// Whether nothing is waiting.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Stops accepting work: `take` drains what is queued, then returns None.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.state.lock().closed = true;
         self.work.notify_all();
         self.progress.notify_all();
-    }
-
-    /// Whether the queue was closed.
-    pub fn is_closed(&self) -> bool {
-        self.state.lock().closed
     }
 }
 

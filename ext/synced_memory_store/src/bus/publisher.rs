@@ -3,28 +3,21 @@
 //! open. A batch whose PUBLISH fails may or may not have reached Redis, so it is
 //! requeued in forms that are safe either way (writes become invalidations).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use redis::Connection;
 
-use std::collections::HashSet;
-
-use crate::bus::message::{self, Batch, Change, Op};
-use crate::bus::outbox::BATCH_CHANGES;
-use crate::node::Node;
+use super::message::{Batch, Change, Op};
+use super::outbox::{BATCH_BYTES, BATCH_CHANGES};
+use super::Bus;
+use crate::clock;
 use crate::stats::Stats;
 
-/// Rough byte bound of one batch.
-pub const BATCH_BYTES: usize = 1024 * 1024;
-
-/// Runs until the node closes and the outbox is drained (or Redis is unreachable
+/// Runs until the bus closes and the outbox is drained (or Redis is unreachable
 /// while closing).
-pub fn run(node: &Node) {
+pub(crate) fn run(bus: &Bus) {
     super::thread::prepare();
-    let bus = node
-        .bus
-        .as_ref()
-        .expect("the publisher runs only for nodes with a bus");
     // Connect before the first change arrives, so the first write does not pay
     // for the connection; if Redis is not there yet, the loop retries on demand.
     let mut connection: Option<Connection> = super::connect(&bus.settings).ok();
@@ -50,17 +43,18 @@ pub fn run(node: &Node) {
         let changes = coalesce(changes);
         let count = changes.len() as u64;
         let batch = Batch {
-            sender: node.id,
+            sender: bus.sender,
+            sent_at: clock::unix_millis(),
             changes,
         };
-        let payload = message::encode(&batch, bus.settings.secret.as_ref());
+        let payload = bus.settings.wire.encode(&batch);
         let sent = redis::cmd("PUBLISH")
             .arg(&bus.settings.channel)
             .arg(payload)
             .query::<i64>(connection.as_mut().expect("connected above"));
         match sent {
             Ok(_) => {
-                Stats::add(&node.stats.published, count);
+                Stats::add(&bus.stats.published, count);
                 bus.outbox.published(last);
             }
             Err(_) => {
@@ -80,7 +74,7 @@ pub fn run(node: &Node) {
 /// they all end in the same state; hot keys written in a burst cost one change
 /// each. The node's own bookkeeping is unaffected: a key's pending change is
 /// always its latest, which is never dropped.
-pub fn coalesce(changes: Vec<Change>) -> Vec<Change> {
+pub(crate) fn coalesce(changes: Vec<Change>) -> Vec<Change> {
     if changes.len() < 2 {
         return changes;
     }

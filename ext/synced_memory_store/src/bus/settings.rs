@@ -1,5 +1,6 @@
-//! Validated settings of the bus: where Redis is, which channel, how to judge
-//! its health. Errors name the option at fault.
+//! Validated settings of the bus: where Redis is, which channel, how messages
+//! are signed, how to judge the connection's health. Errors name the option at
+//! fault and never show a password.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,56 +9,59 @@ use redis::{
     ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates,
 };
 
-use crate::bus::message::Secret;
+use crate::bus::message::{Secret, Wire, FORMAT};
+use crate::bus::outbox::BATCH_BYTES;
 use crate::error::{Error, Result};
 
-/// Default channel name.
-pub const DEFAULT_CHANNEL: &str = "synced_memory_store";
+/// Default channel name, before the database number is added (Redis pub/sub
+/// ignores databases, so stores on `/0` and `/1` of one server would otherwise
+/// share it).
+pub(crate) const DEFAULT_CHANNEL: &str = "synced_memory_store";
 /// Default largest entry shipped by value; larger ones ship as invalidations.
-pub const DEFAULT_BROADCAST_MAX_BYTES: usize = 64 * 1024;
+pub(crate) const DEFAULT_BROADCAST_MAX_BYTES: usize = 64 * 1024;
 /// Default bound of the publish queue; beyond it the node drops what it cannot
 /// send and publishes "drop everything" instead.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
+pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
 
 /// The `redis:` option, as the Ruby side hands it over (a URL and/or parts).
 #[derive(Clone, Debug, Default)]
-pub struct RedisOption {
+pub(crate) struct RedisOption {
     /// `redis://`, `rediss://` or `unix://` URL.
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Host name (instead of a URL).
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// Port (default 6379).
-    pub port: Option<i64>,
+    pub(crate) port: Option<i64>,
     /// Unix socket path (instead of host and port).
-    pub path: Option<String>,
+    pub(crate) path: Option<String>,
     /// Database number.
-    pub db: Option<i64>,
+    pub(crate) db: Option<i64>,
     /// ACL user name.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Password.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// Use TLS.
-    pub ssl: Option<bool>,
+    pub(crate) ssl: Option<bool>,
     /// Verify the server's certificate (default true).
-    pub verify: Option<bool>,
+    pub(crate) verify: Option<bool>,
     /// PEM of the CA(s) to trust instead of the system's roots.
-    pub ca_pem: Option<Vec<u8>>,
+    pub(crate) ca_pem: Option<Vec<u8>>,
     /// PEM client certificate (with `key_pem`) for mutual TLS.
-    pub cert_pem: Option<Vec<u8>>,
+    pub(crate) cert_pem: Option<Vec<u8>>,
     /// PEM client key.
-    pub key_pem: Option<Vec<u8>>,
+    pub(crate) key_pem: Option<Vec<u8>>,
 }
 
 /// Timing of the bus's health checks and reconnects.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Health {
+pub(crate) struct Health {
     /// How often the subscription is PINGed.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// How long L1 stays trusted after the last answered PING was sent; past it,
     /// reads bypass L1 and the subscription is rebuilt.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Longest wait between reconnect attempts (the wait doubles up to it).
-    pub reconnect_max: Duration,
+    pub(crate) reconnect_max: Duration,
 }
 
 impl Default for Health {
@@ -72,47 +76,58 @@ impl Default for Health {
 
 /// Everything the bus threads need.
 #[derive(Clone)]
-pub struct BusSettings {
+pub(crate) struct BusSettings {
     /// Where Redis is.
-    pub connection: ConnectionInfo,
+    pub(crate) connection: ConnectionInfo,
     /// TLS material beyond the system's roots, if any.
-    pub tls: Option<TlsCertificates>,
+    pub(crate) tls: Option<TlsCertificates>,
     /// A printable address (no credentials), for errors and inspect.
-    pub description: String,
+    pub(crate) description: String,
     /// The pub/sub channel.
-    pub channel: String,
-    /// The HMAC key, when messages are signed.
-    pub secret: Option<Secret>,
+    pub(crate) channel: String,
+    /// How messages are written and read (signing, format, size limit).
+    pub(crate) wire: Wire,
     /// Health checks and reconnects.
-    pub health: Health,
+    pub(crate) health: Health,
     /// Largest entry (key plus encoded value) shipped by value.
-    pub broadcast_max_bytes: usize,
+    pub(crate) broadcast_max_bytes: usize,
     /// Bound of the publish queue, in changes.
-    pub queue_capacity: usize,
+    pub(crate) queue_capacity: usize,
+}
+
+/// The bus options as the store was given them, before they are checked.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BusOptions {
+    /// `redis:`.
+    pub(crate) redis: RedisOption,
+    /// `channel:`; None for the default (which names the database).
+    pub(crate) channel: Option<String>,
+    /// `secret:`, one or several (the first signs, any verifies).
+    pub(crate) secrets: Vec<Vec<u8>>,
+    /// `health_interval:`, `health_timeout:`, `reconnect_max:`.
+    pub(crate) health: Health,
+    /// `broadcast_max_bytes:`; None for the default.
+    pub(crate) broadcast_max_bytes: Option<i64>,
+    /// `queue_capacity:`; None for the default.
+    pub(crate) queue_capacity: Option<i64>,
+    /// The message format to write (tests of rolling upgrades); None: current.
+    pub(crate) wire_format: Option<i64>,
 }
 
 impl BusSettings {
-    /// Largest message accepted from the bus: a full batch of by-value entries.
-    pub fn max_message_bytes(&self) -> usize {
-        crate::bus::publisher::BATCH_BYTES + self.broadcast_max_bytes + 64 * 1024
-    }
-
     /// Builds the settings, checking each option.
-    pub fn new(
-        redis: &RedisOption,
-        channel: &str,
-        secret: Option<&[u8]>,
-        health: Health,
-        broadcast_max_bytes: i64,
-        queue_capacity: i64,
-    ) -> Result<Self> {
-        if channel.is_empty() {
-            return Err(config("channel: must be a non-empty String".into()));
-        }
-        if secret.is_some_and(|s| s.is_empty()) {
+    pub(crate) fn new(options: &BusOptions) -> Result<Self> {
+        let health = options.health.clone();
+        if options.secrets.iter().any(|secret| secret.is_empty()) {
             return Err(config("secret: must not be empty".into()));
         }
         check_health(&health)?;
+        let broadcast_max_bytes = options
+            .broadcast_max_bytes
+            .unwrap_or(DEFAULT_BROADCAST_MAX_BYTES as i64);
+        let queue_capacity = options
+            .queue_capacity
+            .unwrap_or(DEFAULT_QUEUE_CAPACITY as i64);
         let broadcast_max_bytes = usize::try_from(broadcast_max_bytes).map_err(|_| {
             config(format!(
                 "broadcast_max_bytes: must be zero or more (got {broadcast_max_bytes})"
@@ -131,13 +146,42 @@ impl BusSettings {
                     "queue_capacity: must be at least 1 (got {queue_capacity})"
                 ))
             })?;
+        let format = match options.wire_format {
+            None => FORMAT,
+            Some(format) => u8::try_from(format)
+                .ok()
+                .filter(|&format| (1..=FORMAT + 1).contains(&format))
+                .ok_or_else(|| {
+                    config(format!(
+                        "wire_format: must be between 1 and {} (got {format})",
+                        FORMAT + 1
+                    ))
+                })?,
+        };
+        let redis = &options.redis;
         let (connection, description) = connection_info(redis)?;
+        let channel = match &options.channel {
+            Some(channel) if channel.is_empty() => {
+                return Err(config("channel: must be a non-empty String".into()))
+            }
+            Some(channel) => channel.clone(),
+            None => format!("{DEFAULT_CHANNEL}:{}", connection.redis_settings().db()),
+        };
+        let wire = Wire {
+            channel: channel.as_bytes().to_vec(),
+            secrets: options.secrets.iter().map(|s| Secret::new(s)).collect(),
+            format,
+            // A full batch of by-value entries up to this node's own entry
+            // limit, and room for framing. A peer that ships larger entries is
+            // refused as too large, which the receiver handles as a missed change.
+            max_bytes: BATCH_BYTES + broadcast_max_bytes + 64 * 1024,
+        };
         Ok(BusSettings {
             connection,
             tls: tls_certificates(redis)?,
             description,
-            channel: channel.to_owned(),
-            secret: secret.map(Secret::new),
+            channel,
+            wire,
             health,
             broadcast_max_bytes,
             queue_capacity,
@@ -287,14 +331,10 @@ mod tests {
     use super::*;
 
     fn settings(redis: RedisOption) -> Result<BusSettings> {
-        BusSettings::new(
-            &redis,
-            DEFAULT_CHANNEL,
-            None,
-            Health::default(),
-            65536,
-            1000,
-        )
+        BusSettings::new(&BusOptions {
+            redis,
+            ..Default::default()
+        })
     }
 
     fn url(url: &str) -> RedisOption {
@@ -353,12 +393,39 @@ mod tests {
     }
 
     #[test]
+    fn the_default_channel_names_the_database_since_pub_sub_ignores_it() {
+        assert_eq!(
+            settings(url("redis://h/0")).unwrap().channel,
+            "synced_memory_store:0"
+        );
+        assert_eq!(
+            settings(url("redis://h/1")).unwrap().channel,
+            "synced_memory_store:1"
+        );
+        let named = BusSettings::new(&BusOptions {
+            redis: url("redis://h/1"),
+            channel: Some("mine".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(named.channel, "mine");
+        assert_eq!(named.wire.channel, b"mine");
+    }
+
+    #[test]
     fn bad_values_name_their_option() {
         let error = |redis, channel: &str, health: Health, broadcast: i64| {
-            BusSettings::new(&redis, channel, None, health, broadcast, 10)
-                .err()
-                .unwrap()
-                .to_string()
+            BusSettings::new(&BusOptions {
+                redis,
+                channel: Some(channel.into()),
+                health,
+                broadcast_max_bytes: Some(broadcast),
+                queue_capacity: Some(10),
+                ..Default::default()
+            })
+            .err()
+            .unwrap()
+            .to_string()
         };
         let ok = Health::default();
         assert!(error(url("http://nope"), "c", ok.clone(), 1).starts_with("redis:"));
@@ -382,5 +449,23 @@ mod tests {
             ..Default::default()
         };
         assert!(error(half_tls, "c", ok, 1).contains("cert and key go together"));
+        let future = BusSettings::new(&BusOptions {
+            wire_format: Some(i64::from(FORMAT) + 2),
+            ..Default::default()
+        });
+        assert!(future
+            .err()
+            .unwrap()
+            .to_string()
+            .starts_with("wire_format:"));
+        let empty_secret = BusSettings::new(&BusOptions {
+            secrets: vec![b"ok".to_vec(), Vec::new()],
+            ..Default::default()
+        });
+        assert!(empty_secret
+            .err()
+            .unwrap()
+            .to_string()
+            .starts_with("secret:"));
     }
 }

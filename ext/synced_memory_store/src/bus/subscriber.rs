@@ -8,86 +8,81 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 
-use crate::node::{process_nanos, Node};
+use super::{Bus, Member};
+use crate::clock;
 use crate::stats::Stats;
 
-/// Runs until the node closes.
-pub fn run(node: &Node) {
+/// Runs until the bus closes.
+pub(crate) fn run(bus: &Bus, member: &dyn Member) {
     super::thread::prepare();
-    let bus = node
-        .bus
-        .as_ref()
-        .expect("the subscriber runs only for nodes with a bus");
     let mut backoff = Duration::from_millis(10);
     let mut subscribed_before = false;
     while !bus.closing() {
-        match super::connect(&bus.settings) {
-            Ok(mut connection) => {
-                backoff = Duration::from_millis(10);
-                if listen(node, &mut connection, &mut subscribed_before) {
-                    backoff = Duration::from_millis(10);
-                }
-                node.unsubscribed();
-            }
-            Err(_) => node.unsubscribed(),
+        if let Ok(mut connection) = super::connect(&bus.settings) {
+            backoff = Duration::from_millis(10);
+            listen(bus, member, &mut connection, &mut subscribed_before);
         }
+        bus.unsubscribed(member);
         if !super::pause(backoff, || bus.closing()) {
             break;
         }
         backoff = (backoff * 2).min(bus.settings.health.reconnect_max);
     }
-    node.unsubscribed();
+    bus.unsubscribed(member);
 }
 
 /// Subscribes and applies messages until the connection fails, stalls or the
-/// node closes. Returns whether the subscription was established.
-fn listen(node: &Node, connection: &mut Connection, subscribed_before: &mut bool) -> bool {
-    let bus = node.bus.as_ref().expect("checked by run");
+/// bus closes.
+fn listen(
+    bus: &Bus,
+    member: &dyn Member,
+    connection: &mut Connection,
+    subscribed_before: &mut bool,
+) {
     let health = &bus.settings.health;
     let mut pubsub = connection.as_pubsub();
     if pubsub.set_read_timeout(Some(health.timeout)).is_err()
         || pubsub.subscribe(&bus.settings.channel).is_err()
     {
-        return false;
+        return;
     }
     if *subscribed_before {
-        Stats::bump(&node.stats.reconnects);
+        Stats::bump(&bus.stats.reconnects);
     }
     *subscribed_before = true;
-    node.subscribed();
+    bus.subscribed(clock::unix_millis(), member);
     // Reads wait at most one interval, so PINGs go out on time whether or not
     // messages are flowing, and a close is noticed within an interval.
     if pubsub.set_read_timeout(Some(health.interval)).is_err() {
-        return true;
+        return;
     }
     let mut next_ping = Instant::now() + health.interval;
     while !bus.closing() {
         if Instant::now() >= next_ping {
-            let sent_at = process_nanos();
+            let sent_at = clock::monotonic_nanos();
             next_ping = Instant::now() + health.interval;
             // Messages that arrive before the PONG are kept, in order, and
             // returned by get_message below; the PONG proves they are all here.
             if pubsub.set_read_timeout(Some(health.timeout)).is_err() {
-                return true;
+                return;
             }
             match pubsub.ping::<redis::Value>() {
-                Ok(_) => node.extend_trust(sent_at),
+                Ok(_) => member.extend_trust(sent_at),
                 // The read was interrupted (see `interrupted`): try again at the
                 // next interval; the lease covers the gap or runs out honestly.
                 Err(error) if interrupted(&error) => {}
-                Err(_) => return true,
+                Err(_) => return,
             }
             if pubsub.set_read_timeout(Some(health.interval)).is_err() {
-                return true;
+                return;
             }
         }
         match pubsub.get_message() {
-            Ok(message) => node.receive(message.get_payload_bytes()),
+            Ok(message) => bus.deliver(message.get_payload_bytes(), member),
             Err(error) if error.is_timeout() || interrupted(&error) => {}
-            Err(_) => return true,
+            Err(_) => return,
         }
     }
-    true
 }
 
 /// Whether a read failed with EINTR. On Linux a `recv` on a socket with a read

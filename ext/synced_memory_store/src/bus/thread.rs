@@ -34,7 +34,7 @@ struct SchedAttr {
 }
 
 /// Prepares the calling (bus) thread: blocks signals and asks for a short slice.
-pub fn prepare() {
+pub(crate) fn prepare() {
     block_signals();
     favour_latency();
 }

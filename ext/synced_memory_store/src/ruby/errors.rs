@@ -14,18 +14,13 @@ fn error_class(ruby: &Ruby, name: &str) -> ExceptionClass {
 
 static CONFIGURATION_ERROR: Lazy<ExceptionClass> =
     Lazy::new(|ruby| error_class(ruby, "ConfigurationError"));
-static CONNECTION_ERROR: Lazy<ExceptionClass> =
-    Lazy::new(|ruby| error_class(ruby, "ConnectionError"));
-static CLOSED_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| error_class(ruby, "ClosedError"));
 static CORRUPT_ENTRY_ERROR: Lazy<ExceptionClass> =
     Lazy::new(|ruby| error_class(ruby, "CorruptEntryError"));
 
 /// The Ruby exception for a core error.
-pub fn to_ruby(ruby: &Ruby, error: CoreError) -> Error {
+pub(super) fn to_ruby(ruby: &Ruby, error: CoreError) -> Error {
     let class = match error {
         CoreError::Configuration(_) => &CONFIGURATION_ERROR,
-        CoreError::Connection(_) => &CONNECTION_ERROR,
-        CoreError::Closed => &CLOSED_ERROR,
         CoreError::Corrupt(_) => &CORRUPT_ENTRY_ERROR,
     };
     Error::new(ruby.get_inner(class), error.to_string())

@@ -11,7 +11,7 @@ mod value;
 use magnus::{Error, Ruby};
 
 /// Defines the native classes under `SyncedMemoryStore`.
-pub fn init(ruby: &Ruby) -> Result<(), Error> {
+pub(crate) fn init(ruby: &Ruby) -> Result<(), Error> {
     crate::fork::watch();
     node::define(ruby)
 }

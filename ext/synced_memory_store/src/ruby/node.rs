@@ -1,26 +1,25 @@
-//! `SyncedMemoryStore::Node`: the native half of one store. Its methods are small
-//! and positional; `SyncedMemoryStore::Store` owns the friendly API and the
-//! ActiveSupport contract and calls these.
+//! `SyncedMemoryStore::Node`: the native half of one store.
+//!
+//! Its methods are small and positional; those that take more than a few
+//! arguments are named with a leading underscore and called through the
+//! keyword methods of `lib/synced_memory_store/node.rb`, so a call in the store
+//! reads as what it does. `SyncedMemoryStore::Store` owns the friendly API and
+//! the ActiveSupport contract and calls these.
 
+use std::collections::HashSet;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use magnus::{function, method, prelude::*, Error, Integer, RArray, RHash, RString, Ruby, Value};
+use magnus::{function, method, prelude::*, Error, RArray, RHash, RString, Ruby, Symbol, Value};
 
-use crate::config::Config;
-use crate::error::Error as CoreError;
 use crate::l1::Ticket;
-use crate::node::{Node, Write};
+use crate::node::{ChangeId, Matcher, Node, Settling, Write};
 use crate::record::{Kind, Record};
 use crate::stats::Stats;
 
-use super::{errors, nogvl::nogvl, options, value};
-
-/// Flags in the fourth element of [`RbNode::entry`]'s answer.
-const FLAG_COMPRESSED: i64 = 1;
-const FLAG_CODED: i64 = 2;
+use super::{nogvl::nogvl, options, value};
 
 #[magnus::wrap(class = "SyncedMemoryStore::Node", free_immediately, size)]
 struct RbNode {
@@ -36,8 +35,10 @@ impl Drop for RbNode {
         if self.abandoned.load(Ordering::Acquire) {
             return;
         }
-        // Tell the bus threads to finish (they hold their own references and
-        // exit on their own); never wait for them inside the garbage collector.
+        // Never wait inside the garbage collector: what has not settled is
+        // invalidated everywhere, and the bus threads (which hold their own
+        // references) publish it and exit on their own.
+        self.node.invalidate_unsettled();
         self.node.close(Duration::ZERO);
         // SAFETY: dropped exactly once, here, and never used afterwards.
         unsafe { ManuallyDrop::drop(&mut self.node) };
@@ -45,26 +46,34 @@ impl Drop for RbNode {
 }
 
 /// Registers the class and its methods.
-pub fn define(ruby: &Ruby) -> Result<(), Error> {
+pub(super) fn define(ruby: &Ruby) -> Result<(), Error> {
     let module = ruby.define_module("SyncedMemoryStore")?;
     let class = module.define_class("Node", ruby.class_object())?;
     class.undef_default_alloc_func();
-    class.define_singleton_method("new", function!(RbNode::new, 2))?;
+    class.define_singleton_method("new", function!(RbNode::new, 1))?;
     class.define_singleton_method("forks", function!(crate::fork::count, 0))?;
-    class.define_method("read", method!(RbNode::read, 4))?;
+    class.define_method("read", method!(RbNode::read, 3))?;
+    class.define_method("read_hit", method!(RbNode::read_hit, 2))?;
     class.define_method("entry", method!(RbNode::entry, 1))?;
-    class.define_method("write", method!(RbNode::write, 10))?;
+    class.define_method("_write", method!(RbNode::write, 9))?;
+    class.define_method("_write_coded", method!(RbNode::write_coded, 7))?;
     class.define_method("ticket", method!(RbNode::ticket, 0))?;
-    class.define_method("fill", method!(RbNode::fill, 8))?;
-    class.define_method("begin", method!(RbNode::begin, 1))?;
-    class.define_method("abandon", method!(RbNode::abandon, 1))?;
-    class.define_method("delete", method!(RbNode::delete, 3))?;
-    class.define_method("clear", method!(RbNode::clear, 1))?;
-    class.define_method("delete_matched", method!(RbNode::delete_matched, 3))?;
+    class.define_method("_fill", method!(RbNode::fill, 7))?;
+    class.define_method("_fill_coded", method!(RbNode::fill_coded, 6))?;
+    class.define_method("_begin_change", method!(RbNode::begin_change, 2))?;
+    class.define_method("end_change", method!(RbNode::end_change, 1))?;
+    class.define_method("_delete", method!(RbNode::delete, 3))?;
+    class.define_method("forget", method!(RbNode::forget, 1))?;
+    class.define_method("discard", method!(RbNode::discard, 1))?;
+    class.define_method("_clear", method!(RbNode::clear, 1))?;
+    class.define_method("_delete_glob", method!(RbNode::delete_glob, 2))?;
+    class.define_method("fence_fills", method!(RbNode::fence_fills, 0))?;
+    class.define_method("_delete_listed", method!(RbNode::delete_listed, 2))?;
     class.define_method("keys", method!(RbNode::keys, 0))?;
     class.define_method("purge_expired", method!(RbNode::purge_expired, 1))?;
     class.define_method("count_l2", method!(RbNode::count_l2, 1))?;
     class.define_method("stats", method!(RbNode::stats, 0))?;
+    class.define_method("notices", method!(RbNode::notices, 0))?;
     class.define_method("id", method!(RbNode::id, 0))?;
     class.define_method("sync?", method!(RbNode::sync, 0))?;
     class.define_method("bus_description", method!(RbNode::bus_description, 0))?;
@@ -74,6 +83,11 @@ pub fn define(ruby: &Ruby) -> Result<(), Error> {
         "wait_for_connection",
         method!(RbNode::wait_for_connection, 1),
     )?;
+    class.define_method("wait_settled", method!(RbNode::wait_settled, 1))?;
+    class.define_method(
+        "invalidate_unsettled",
+        method!(RbNode::invalidate_unsettled, 0),
+    )?;
     class.define_method("flush", method!(RbNode::flush, 1))?;
     class.define_method("close", method!(RbNode::close, 1))?;
     class.define_method("closed?", method!(RbNode::closed, 0))?;
@@ -82,26 +96,17 @@ pub fn define(ruby: &Ruby) -> Result<(), Error> {
     Ok(())
 }
 
-/// What a write or fill stores, as the Ruby side passes it.
-struct Incoming {
-    value: Value,
-    coded: bool,
+/// The attributes of a stored value, as the Ruby side passes them.
+struct Attributes {
     version: Option<RString>,
     expires_at: Option<f64>,
-    compress_threshold: Option<usize>,
 }
 
-impl Incoming {
-    fn into_record(self, ruby: &Ruby) -> Result<Record, Error> {
-        let mut record = if self.coded {
-            value::encode_coded(RString::try_convert(self.value)?)
-        } else {
-            value::encode(ruby, self.value, self.compress_threshold)?
-        };
+impl Attributes {
+    fn apply(self, record: &mut Record) {
         record.expires_at = self.expires_at;
         // SAFETY: copied at once, with no Ruby call in between.
         record.version = self.version.map(|v| unsafe { v.as_slice() }.into());
-        Ok(record)
     }
 }
 
@@ -122,206 +127,301 @@ impl RbNode {
         }
     }
 
-    /// `Node.new(size, bus)`: an empty L1 of `size` bytes (the store's `size:`);
-    /// `bus` is nil (no sync) or a Hash of bus options (see `ruby/options.rs`).
-    fn new(ruby: &Ruby, size: Value, bus: Option<RHash>) -> Result<Self, Error> {
-        let size = Integer::from_value(size)
-            .and_then(|size| size.to_i64().ok())
-            .ok_or_else(|| {
-                let message = format!(
-                    "size: must be an Integer byte count (got {})",
-                    size.inspect()
-                );
-                errors::to_ruby(ruby, CoreError::Configuration(message))
-            })?;
-        let mut config = Config::new(size).map_err(|e| errors::to_ruby(ruby, e))?;
-        if let Some(bus) = bus {
-            config = config.with_bus(options::bus_settings(ruby, bus)?);
-        }
-        Ok(RbNode::wrap(Node::start(config)))
+    /// `Node.new(options)`: an empty L1 and, with `bus:` options, the bus
+    /// threads (see `ruby/options.rs` for the Hash).
+    fn new(ruby: &Ruby, options: RHash) -> Result<Self, Error> {
+        Ok(RbNode::wrap(Node::start(options::config(ruby, options)?)))
     }
 
-    /// `read(key, version, miss, count_miss)`: the value stored under `key`, or
-    /// `miss` when there is none, L1 is not trusted (the bus is down), it expired
-    /// by `Time.now`, or its version differs from `version` (a String, or nil to
-    /// accept any). An expired entry is removed. Hits are always counted; a miss
-    /// only with `count_miss`, so a caller that hands the miss on to a path that
-    /// counts it does not count it twice.
+    /// `read(key, version, miss)`: the value stored under `key`, or `miss` when
+    /// there is none, L1 is not trusted (the bus is down), it expired by
+    /// `Time.now`, its version differs from `version` (a String, or nil to
+    /// accept any), or it cannot be decoded here. Hits and misses are counted.
     fn read(
         ruby: &Ruby,
         rb_self: &Self,
         key: RString,
         version: Option<RString>,
         miss: Value,
-        count_miss: bool,
     ) -> Result<Value, Error> {
-        let stats = &rb_self.node.stats;
-        let missed = || {
-            if count_miss {
-                Stats::bump(&stats.l1_misses);
-            }
-            Ok(miss)
-        };
+        let value = rb_self.lookup(ruby, key, version)?;
+        if value.is_none() {
+            Stats::bump(&rb_self.node.stats.l1_misses);
+        }
+        Ok(value.unwrap_or(miss))
+    }
+
+    /// `read_hit(key, miss)`: as `read` with no version, counting only hits:
+    /// the caller hands a miss on to the general path, which counts it.
+    fn read_hit(ruby: &Ruby, rb_self: &Self, key: RString, miss: Value) -> Result<Value, Error> {
+        Ok(rb_self.lookup(ruby, key, None)?.unwrap_or(miss))
+    }
+
+    fn lookup(
+        &self,
+        ruby: &Ruby,
+        key: RString,
+        version: Option<RString>,
+    ) -> Result<Option<Value>, Error> {
         // SAFETY: the borrowed bytes are only used for the lookup, before any
         // Ruby call.
-        let Some(slot) = rb_self.node.get(unsafe { key.as_slice() }) else {
-            return missed();
+        let Some(slot) = self.node.get(unsafe { key.as_slice() }) else {
+            return Ok(None);
         };
         let record = &slot.record;
         // SAFETY: as above, compared before any Ruby call.
         let mismatched =
             version.is_some_and(|v| record.is_mismatched(Some(unsafe { v.as_slice() })));
         if mismatched || record.kind == Kind::Coded {
-            return missed();
+            return Ok(None);
         }
         if record.expires_at.is_some() && record.is_expired_at(value::ruby_now(ruby)?) {
-            // SAFETY: fresh borrow after the Ruby call above, used before the next.
-            rb_self.node.l1.remove(unsafe { key.as_slice() });
-            return missed();
+            self.node.forget(&key_bytes(key));
+            return Ok(None);
         }
-        Stats::bump(&stats.l1_hits);
-        value::decode(ruby, record)
+        let value = self.decode(ruby, key, record)?;
+        if value.is_some() {
+            Stats::bump(&self.node.stats.l1_hits);
+        }
+        Ok(value)
     }
 
-    /// `entry(key)`: nil, or `[value, version, expires_at, flags]` for building an
-    /// `ActiveSupport::Cache::Entry`; flags has bit 1 for a compressed record and
-    /// bit 2 when value is the bytes of a user coder. Expired entries are returned:
-    /// judging them is ActiveSupport's business on this path.
+    /// The value `record` holds, or None (the entry discarded and counted)
+    /// when this node cannot decode it: a class it does not have, bytes
+    /// another coder made, a payload that inflates past the largest entry.
+    /// Exceptions other than StandardError (an interrupt) are raised.
+    fn decode(&self, ruby: &Ruby, key: RString, record: &Record) -> Result<Option<Value>, Error> {
+        match value::decode(ruby, record, self.node.l1.max_entry_bytes()) {
+            Ok(value) => Ok(Some(value)),
+            Err(error) if error.is_kind_of(ruby.exception_standard_error()) => {
+                self.discard(key);
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `entry(key)`: nil, or `[value, version, expires_at, form]` for building
+    /// an `ActiveSupport::Cache::Entry`, where form is `:plain`, `:compressed`
+    /// (the record was stored deflated) or `:coded` (value is the bytes a
+    /// user coder made). Expired entries are returned: judging them is
+    /// ActiveSupport's business on this path. Counts the hit or miss.
     fn entry(ruby: &Ruby, rb_self: &Self, key: RString) -> Result<Option<RArray>, Error> {
         let stats = &rb_self.node.stats;
         // SAFETY: used for the lookup only, before any Ruby call.
-        let Some(slot) = rb_self.node.get(unsafe { key.as_slice() }) else {
+        let slot = rb_self.node.get(unsafe { key.as_slice() });
+        let Some(value) = slot
+            .as_ref()
+            .map(|slot| rb_self.decode(ruby, key, &slot.record))
+            .transpose()?
+            .flatten()
+        else {
             Stats::bump(&stats.l1_misses);
             return Ok(None);
         };
+        let record = &slot.expect("decoded from it").record;
         Stats::bump(&stats.l1_hits);
-        let record = &slot.record;
-        let mut flags = 0;
-        if record.compressed {
-            flags |= FLAG_COMPRESSED;
-        }
-        if record.kind == Kind::Coded {
-            flags |= FLAG_CODED;
-        }
+        let form = if record.kind == Kind::Coded {
+            "coded"
+        } else if record.compressed {
+            "compressed"
+        } else {
+            "plain"
+        };
         let parts = ruby.ary_new_capa(4);
-        parts.push(value::decode(ruby, record)?)?;
+        parts.push(value)?;
         parts.push(record.version.as_deref().map(|v| ruby.str_from_slice(v)))?;
         parts.push(record.expires_at)?;
-        parts.push(flags)?;
+        parts.push(ruby.to_symbol(form))?;
         Ok(Some(parts))
     }
 
-    /// `write(key, value, coded, version, expires_at, keep_for, compress_threshold,
-    /// unless_exist, publish, begun)`: stores a value (or, with `coded`, the String
-    /// a user coder made) and, with `publish`, sends it to every other node.
-    /// `begun`: `begin(key)` was called before the L2 write. Raises TypeError,
-    /// storing nothing, when the value cannot be serialized. Returns false only
-    /// when `unless_exist` found a live entry.
+    /// `_write(key, value, version, expires_at, keep_for, compress_threshold,
+    /// unless_exist, publish, change)`: see `Node#write` in node.rb. Raises
+    /// TypeError, storing nothing, when the value cannot be serialized.
     #[allow(clippy::too_many_arguments)]
     fn write(
         ruby: &Ruby,
         rb_self: &Self,
         key: RString,
         value: Value,
-        coded: bool,
         version: Option<RString>,
         expires_at: Option<f64>,
         keep_for: Option<f64>,
         compress_threshold: Option<usize>,
         unless_exist: bool,
         publish: bool,
-        begun: bool,
+        change: Option<ChangeId>,
     ) -> Result<bool, Error> {
-        let key = key_bytes(key);
-        let record = Incoming {
-            value,
-            coded,
-            version,
-            expires_at,
-            compress_threshold,
-        }
-        .into_record(ruby)?;
+        let node = &rb_self.node;
+        let record = value::encode(ruby, value, compress_threshold, node.l1.max_entry_bytes())?;
         let mode = if unless_exist {
             Write::UnlessExist
         } else {
             Write::Replace
         };
-        Ok(rb_self
-            .node
-            .put(&key, record, keep_for, mode, publish, begun))
+        let record = record.map(|mut record| {
+            Attributes {
+                version,
+                expires_at,
+            }
+            .apply(&mut record);
+            record
+        });
+        Ok(node.write(&key_bytes(key), record, keep_for, mode, publish, change))
     }
 
-    /// `ticket`: taken before an L2 read whose result will be passed to `fill`.
+    /// `_write_coded(key, bytes, version, expires_at, keep_for, publish,
+    /// change)`: as `_write`, for the String a user coder made of the entry.
+    #[allow(clippy::too_many_arguments)]
+    fn write_coded(
+        &self,
+        key: RString,
+        bytes: RString,
+        version: Option<RString>,
+        expires_at: Option<f64>,
+        keep_for: Option<f64>,
+        publish: bool,
+        change: Option<ChangeId>,
+    ) -> bool {
+        let record =
+            value::encode_coded(bytes, self.node.l1.max_entry_bytes()).map(|mut record| {
+                Attributes {
+                    version,
+                    expires_at,
+                }
+                .apply(&mut record);
+                record
+            });
+        self.node.write(
+            &key_bytes(key),
+            record,
+            keep_for,
+            Write::Replace,
+            publish,
+            change,
+        )
+    }
+
+    /// `ticket`: taken before an L2 read whose result will be passed to `_fill`.
     fn ticket(&self) -> Ticket {
         self.node.ticket()
     }
 
-    /// `fill(key, value, coded, version, expires_at, keep_for, compress_threshold,
-    /// ticket)`: installs a value read from L2 unless the key changed (or L1 was
-    /// cleared, or is not trusted) since `ticket`. Returns whether it installed.
+    /// `_fill(key, value, version, expires_at, keep_for, compress_threshold,
+    /// ticket)`: see `Node#fill` in node.rb.
     #[allow(clippy::too_many_arguments)]
     fn fill(
         ruby: &Ruby,
         rb_self: &Self,
         key: RString,
         value: Value,
-        coded: bool,
         version: Option<RString>,
         expires_at: Option<f64>,
         keep_for: Option<f64>,
         compress_threshold: Option<usize>,
         ticket: Ticket,
     ) -> Result<bool, Error> {
-        let key = key_bytes(key);
-        let record = Incoming {
-            value,
-            coded,
+        let node = &rb_self.node;
+        let Some(mut record) =
+            value::encode(ruby, value, compress_threshold, node.l1.max_entry_bytes())?
+        else {
+            return Ok(false);
+        };
+        Attributes {
             version,
             expires_at,
-            compress_threshold,
         }
-        .into_record(ruby)?;
-        Ok(rb_self.node.fill(&key, record, keep_for, ticket))
+        .apply(&mut record);
+        Ok(node.fill(&key_bytes(key), record, keep_for, ticket))
     }
 
-    /// `begin(key)`: registers a change to `key` before its L2 write, so that a
-    /// concurrent change from another node is detected (see pending.rs).
-    fn begin(&self, key: RString) {
-        self.node.begin(&key_bytes(key));
-    }
-
-    /// `abandon(key)`: a begun change ended without reaching L1 (it raised).
-    fn abandon(&self, key: RString) {
-        self.node.abandon(&key_bytes(key));
-    }
-
-    /// `delete(key, publish, begun)`: removes the entry here and, with
-    /// `publish`, in every other node; returns whether one was here.
-    fn delete(&self, key: RString, publish: bool, begun: bool) -> bool {
-        self.node.remove(&key_bytes(key), publish, begun)
-    }
-
-    /// `clear(publish)`: drops every entry here and, with `publish`, everywhere.
-    fn clear(&self, publish: bool) {
-        self.node.clear(publish);
-    }
-
-    /// `delete_matched(keys, glob, publish)`: removes `keys` here; with
-    /// `publish`, other nodes drop the keys matching `glob` (a String), or
-    /// everything when `glob` is nil. Returns how many were removed here.
-    fn delete_matched(
+    /// `_fill_coded(key, bytes, version, expires_at, keep_for, ticket)`: as
+    /// `_fill`, for the String a user coder made of the entry.
+    fn fill_coded(
         &self,
-        keys: RArray,
-        glob: Option<RString>,
-        publish: bool,
-    ) -> Result<usize, Error> {
+        key: RString,
+        bytes: RString,
+        version: Option<RString>,
+        expires_at: Option<f64>,
+        keep_for: Option<f64>,
+        ticket: Ticket,
+    ) -> bool {
+        let Some(mut record) = value::encode_coded(bytes, self.node.l1.max_entry_bytes()) else {
+            return false;
+        };
+        Attributes {
+            version,
+            expires_at,
+        }
+        .apply(&mut record);
+        self.node.fill(&key_bytes(key), record, keep_for, ticket)
+    }
+
+    /// `_begin_change(keys, publish)`: registers a change to `keys` before its
+    /// L2 call; returns its id for `_write`, `_delete` and `end_change`.
+    fn begin_change(&self, keys: RArray, publish: bool) -> Result<ChangeId, Error> {
         let keys = keys
             .into_iter()
             .map(|key| RString::try_convert(key).map(key_bytes))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(self
-            .node
-            .delete_matched(&keys, glob.map(key_bytes).as_deref(), publish))
+        Ok(self.node.begin(keys, publish))
+    }
+
+    /// `end_change(change)`: ends a change; each of its keys not written or
+    /// deleted meanwhile is dropped here and invalidated everywhere (its L2
+    /// call may have changed L2 before it raised). Returns how many.
+    fn end_change(&self, change: ChangeId) -> usize {
+        self.node.end(change)
+    }
+
+    /// `_delete(key, publish, change)`: see `Node#delete` in node.rb.
+    fn delete(&self, key: RString, publish: bool, change: Option<ChangeId>) -> bool {
+        self.node.delete(&key_bytes(key), publish, change)
+    }
+
+    /// `forget(key)`: removes `key` from this node's L1 only (an entry found
+    /// expired here); returns whether it was there.
+    fn forget(&self, key: RString) -> bool {
+        self.node.forget(&key_bytes(key))
+    }
+
+    /// `discard(key)`: removes an entry this node cannot decode (another coder,
+    /// a class it lacks), counting it in `stats[:undecodable]`.
+    fn discard(&self, key: RString) {
+        Stats::bump(&self.node.stats.undecodable);
+        self.node.forget(&key_bytes(key));
+    }
+
+    /// `_clear(publish)`: see `Node#clear` in node.rb.
+    fn clear(&self, publish: bool) {
+        self.node.clear(publish);
+    }
+
+    /// `_delete_glob(glob, publish)`: removes the keys matching a Redis-style
+    /// glob here and, with `publish`, in every other node; returns how many
+    /// were removed here.
+    fn delete_glob(&self, glob: RString, publish: bool) -> usize {
+        self.node
+            .delete_matched(Matcher::Glob(&key_bytes(glob)), publish)
+    }
+
+    /// `fence_fills`: refuses every fill in flight; call it before picking
+    /// the keys for `_delete_listed`.
+    fn fence_fills(&self) {
+        self.node.fence_fills();
+    }
+
+    /// `_delete_listed(keys, publish)`: removes `keys` (picked by a Ruby
+    /// matcher after `fence_fills`) here; with `publish`, every other node
+    /// drops everything (it cannot run the matcher). Returns how many were
+    /// removed here.
+    fn delete_listed(&self, keys: RArray, publish: bool) -> Result<usize, Error> {
+        let keys = keys
+            .into_iter()
+            .map(|key| RString::try_convert(key).map(key_bytes))
+            .collect::<Result<HashSet<_>, _>>()?;
+        Ok(self.node.delete_matched(Matcher::Listed(&keys), publish))
     }
 
     /// `keys`: the keys of live entries, as UTF-8 Strings (ActiveSupport's keys are).
@@ -342,10 +442,10 @@ impl RbNode {
         self.node.l1.purge_expired(now)
     }
 
-    /// `count_l2(hit)`: records the outcome of an L2 read made after an L1 miss.
-    fn count_l2(&self, hit: bool) {
+    /// `count_l2(found)`: records the outcome of an L2 read made after an L1 miss.
+    fn count_l2(&self, found: bool) {
         let stats = &self.node.stats;
-        Stats::bump(if hit {
+        Stats::bump(if found {
             &stats.l2_hits
         } else {
             &stats.l2_misses
@@ -366,9 +466,12 @@ impl RbNode {
             ("received", &stats.received),
             ("applied", &stats.applied),
             ("rejected", &stats.rejected),
+            ("missed", &stats.missed),
             ("reconnects", &stats.reconnects),
             ("dropped", &stats.dropped),
             ("conflicts", &stats.conflicts),
+            ("undecodable", &stats.undecodable),
+            ("invalidated", &stats.invalidated),
         ];
         for (name, counter) in counters {
             hash.aset(ruby.to_symbol(name), Stats::get(counter))?;
@@ -382,16 +485,25 @@ impl RbNode {
         )?;
         hash.aset(ruby.to_symbol("pending"), node.pending_len())?;
         hash.aset(ruby.to_symbol("connected"), node.connected())?;
-        hash.aset(
-            ruby.to_symbol("trusted"),
-            node.bus.is_none() || node.trusted(),
-        )?;
+        hash.aset(ruby.to_symbol("trusted"), node.trusted())?;
         let applied_at = Stats::get(&stats.last_applied_at);
         hash.aset(
             ruby.to_symbol("last_applied_at"),
             (applied_at > 0).then(|| applied_at as f64 / 1e9),
         )?;
         Ok(hash)
+    }
+
+    /// `notices`: `[[cause, message], ...]` not yet taken, each cause once
+    /// per node (see notices.rs); the store logs them.
+    fn notices(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
+        let notices = rb_self.node.notices.drain();
+        let array = ruby.ary_new_capa(notices.len());
+        for notice in notices {
+            let pair: (Symbol, String) = (ruby.to_symbol(notice.cause), notice.message);
+            array.push(pair)?;
+        }
+        Ok(array)
     }
 
     /// `id`: this node's random id (new in a forked child).
@@ -404,12 +516,15 @@ impl RbNode {
         self.node.bus.is_some()
     }
 
-    /// `bus_description`: the bus's address without credentials, or nil.
+    /// `bus_description`: the bus's address and channel, without credentials,
+    /// or nil.
     fn bus_description(&self) -> Option<String> {
-        self.node
-            .bus
-            .as_ref()
-            .map(|bus| bus.settings.description.clone())
+        self.node.bus.as_ref().map(|bus| {
+            format!(
+                "{} channel {}",
+                bus.settings.description, bus.settings.channel
+            )
+        })
     }
 
     /// `signed?`: whether bus messages are signed (the store has a `secret:`).
@@ -417,7 +532,7 @@ impl RbNode {
         self.node
             .bus
             .as_ref()
-            .is_some_and(|bus| bus.settings.secret.is_some())
+            .is_some_and(|bus| !bus.settings.wire.secrets.is_empty())
     }
 
     /// `connected?`: whether the subscription is up.
@@ -431,6 +546,25 @@ impl RbNode {
     fn wait_for_connection(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<bool, Error> {
         let node = Arc::clone(&rb_self.node);
         nogvl(ruby, move || node.wait_for_connection(seconds(timeout)))
+    }
+
+    /// `wait_settled(seconds)`: waits (without the GVL) up to `seconds` until
+    /// every local change has been published and has come back: true; false
+    /// while some have not; nil when they cannot (the subscription is down).
+    fn wait_settled(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<Option<bool>, Error> {
+        let node = Arc::clone(&rb_self.node);
+        let settling = nogvl(ruby, move || node.wait_settled(seconds(timeout)))?;
+        Ok(match settling {
+            Settling::Settled => Some(true),
+            Settling::Waiting => Some(false),
+            Settling::Stuck => None,
+        })
+    }
+
+    /// `invalidate_unsettled`: invalidates everywhere the keys of local changes
+    /// that have not come back; returns how many.
+    fn invalidate_unsettled(&self) -> usize {
+        self.node.invalidate_unsettled()
     }
 
     /// `flush(seconds)`: waits (without the GVL) up to `seconds` until everything

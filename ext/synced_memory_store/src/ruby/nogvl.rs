@@ -25,7 +25,7 @@ unsafe extern "C" fn trampoline<F: FnOnce() -> R, R>(data: *mut c_void) -> *mut 
 
 /// Runs `func` without the GVL, so other Ruby threads run meanwhile. `func` must
 /// not touch Ruby objects. Keep it bounded in time: it cannot be interrupted.
-pub fn nogvl<F: FnOnce() -> R, R>(ruby: &Ruby, func: F) -> Result<R, Error> {
+pub(super) fn nogvl<F: FnOnce() -> R, R>(ruby: &Ruby, func: F) -> Result<R, Error> {
     let mut call = Call {
         func: Some(func),
         result: None,

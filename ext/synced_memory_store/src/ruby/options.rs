@@ -3,12 +3,10 @@
 
 use std::time::Duration;
 
-use magnus::{prelude::*, Error, Float, Integer, RHash, RString, Ruby, Symbol, Value};
+use magnus::{prelude::*, Error, Float, Integer, RArray, RHash, RString, Ruby, Symbol, Value};
 
-use crate::bus::settings::{
-    BusSettings, Health, RedisOption, DEFAULT_BROADCAST_MAX_BYTES, DEFAULT_CHANNEL,
-    DEFAULT_QUEUE_CAPACITY,
-};
+use crate::bus::settings::{BusOptions, BusSettings, Health, RedisOption};
+use crate::config::Config;
 use crate::error::Error as CoreError;
 
 use super::errors;
@@ -89,26 +87,74 @@ fn boolean(ruby: &Ruby, hash: RHash, key: &str, option: &str) -> Result<Option<b
         .transpose()
 }
 
-fn seconds(ruby: &Ruby, hash: RHash, key: &str, default: Duration) -> Result<Duration, Error> {
+/// A number of seconds (Integer or Float, or anything with `to_f` such as an
+/// ActiveSupport::Duration), or None when absent.
+fn number(ruby: &Ruby, hash: RHash, key: &str) -> Result<Option<f64>, Error> {
     let Some(value) = fetch(ruby, hash, key) else {
+        return Ok(None);
+    };
+    let number = Float::from_value(value)
+        .map(|f| f.to_f64())
+        .or_else(|| {
+            Integer::from_value(value)
+                .and_then(|i| i.to_i64().ok())
+                .map(|i| i as f64)
+        })
+        .or_else(|| {
+            value
+                .respond_to("to_f", false)
+                .ok()
+                .filter(|&responds| responds && !value.is_kind_of(ruby.class_string()))
+                .and_then(|_| value.funcall::<_, _, f64>("to_f", ()).ok())
+        });
+    number.map(Some).ok_or_else(|| {
+        configuration(
+            ruby,
+            format!(
+                "{key}: must be a number of seconds (got {})",
+                value.inspect()
+            ),
+        )
+    })
+}
+
+fn seconds(ruby: &Ruby, hash: RHash, key: &str, default: Duration) -> Result<Duration, Error> {
+    let Some(seconds) = number(ruby, hash, key)? else {
         return Ok(default);
     };
-    let number = Float::from_value(value).map(|f| f.to_f64()).or_else(|| {
-        Integer::from_value(value)
-            .and_then(|i| i.to_i64().ok())
-            .map(|i| i as f64)
-    });
-    number
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .ok_or_else(|| {
-            configuration(
-                ruby,
-                format!(
-                    "{key}: must be a number of seconds, zero or more (got {})",
-                    value.inspect()
-                ),
-            )
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        configuration(
+            ruby,
+            format!("{key}: must be a number of seconds, zero or more (got {seconds})"),
+        )
+    })
+}
+
+/// `secret:`: one String, or an Array of them (the first signs, any verifies).
+fn secrets(ruby: &Ruby, hash: RHash) -> Result<Vec<Vec<u8>>, Error> {
+    let Some(value) = fetch(ruby, hash, "secret") else {
+        return Ok(Vec::new());
+    };
+    let list: Vec<Value> = match RArray::from_value(value) {
+        Some(array) => array.into_iter().collect(),
+        None => vec![value],
+    };
+    list.into_iter()
+        .map(|secret| {
+            RString::from_value(secret)
+                // SAFETY: copied at once, with no Ruby call in between.
+                .map(|s| unsafe { s.as_slice() }.to_vec())
+                .ok_or_else(|| {
+                    configuration(
+                        ruby,
+                        format!(
+                            "secret: must be a String or an Array of Strings (got {})",
+                            value.inspect()
+                        ),
+                    )
+                })
         })
+        .collect()
 }
 
 fn redis_option(ruby: &Ruby, hash: RHash) -> Result<RedisOption, Error> {
@@ -128,11 +174,43 @@ fn redis_option(ruby: &Ruby, hash: RHash) -> Result<RedisOption, Error> {
     })
 }
 
-/// The bus settings for the Hash the Ruby store builds from its options:
-/// `redis:` (a Hash of connection parts), `channel:`, `secret:`,
-/// `broadcast_max_bytes:`, `queue_capacity:`, `health_interval:`,
-/// `health_timeout:`, `reconnect_max:`.
-pub fn bus_settings(ruby: &Ruby, options: RHash) -> Result<BusSettings, Error> {
+/// The node's configuration from the Hash the Ruby store builds: `size:`
+/// (bytes), `l1_expires_in:` (seconds or nil) and `bus:` (nil with sync off,
+/// else the bus options: `redis:` as a Hash of connection parts, `channel:`,
+/// `secret:`, `broadcast_max_bytes:`, `queue_capacity:`, `health_interval:`,
+/// `health_timeout:`, `reconnect_max:`, `wire_format:`).
+pub(super) fn config(ruby: &Ruby, options: RHash) -> Result<Config, Error> {
+    let size = match fetch(ruby, options, "size") {
+        Some(value) => Integer::from_value(value)
+            .and_then(|size| size.to_i64().ok())
+            .ok_or_else(|| {
+                configuration(
+                    ruby,
+                    format!(
+                        "size: must be an Integer byte count (got {})",
+                        value.inspect()
+                    ),
+                )
+            })?,
+        None => crate::config::DEFAULT_SIZE as i64,
+    };
+    let l1_expires_in = number(ruby, options, "l1_expires_in")?;
+    let config = Config::new(size, l1_expires_in).map_err(|e| errors::to_ruby(ruby, e))?;
+    match fetch(ruby, options, "bus") {
+        None => Ok(config),
+        Some(bus) => {
+            let bus = RHash::from_value(bus).ok_or_else(|| {
+                configuration(
+                    ruby,
+                    format!("bus options must be a Hash (got {})", bus.inspect()),
+                )
+            })?;
+            Ok(config.with_bus(bus_settings(ruby, bus)?))
+        }
+    }
+}
+
+fn bus_settings(ruby: &Ruby, options: RHash) -> Result<BusSettings, Error> {
     let redis = match fetch(ruby, options, "redis") {
         Some(value) => RHash::from_value(value).ok_or_else(|| {
             configuration(
@@ -142,28 +220,19 @@ pub fn bus_settings(ruby: &Ruby, options: RHash) -> Result<BusSettings, Error> {
         })?,
         None => ruby.hash_new(),
     };
-    let redis = redis_option(ruby, redis)?;
-    let channel =
-        string(ruby, options, "channel", "channel:")?.unwrap_or_else(|| DEFAULT_CHANNEL.into());
-    let secret = bytes(ruby, options, "secret", "secret:")?;
     let defaults = Health::default();
-    let health = Health {
-        interval: seconds(ruby, options, "health_interval", defaults.interval)?,
-        timeout: seconds(ruby, options, "health_timeout", defaults.timeout)?,
-        reconnect_max: seconds(ruby, options, "reconnect_max", defaults.reconnect_max)?,
+    let options = BusOptions {
+        redis: redis_option(ruby, redis)?,
+        channel: string(ruby, options, "channel", "channel:")?,
+        secrets: secrets(ruby, options)?,
+        health: Health {
+            interval: seconds(ruby, options, "health_interval", defaults.interval)?,
+            timeout: seconds(ruby, options, "health_timeout", defaults.timeout)?,
+            reconnect_max: seconds(ruby, options, "reconnect_max", defaults.reconnect_max)?,
+        },
+        broadcast_max_bytes: integer(ruby, options, "broadcast_max_bytes", "broadcast_max_bytes:")?,
+        queue_capacity: integer(ruby, options, "queue_capacity", "queue_capacity:")?,
+        wire_format: integer(ruby, options, "wire_format", "wire_format:")?,
     };
-    let broadcast_max_bytes =
-        integer(ruby, options, "broadcast_max_bytes", "broadcast_max_bytes:")?
-            .unwrap_or(DEFAULT_BROADCAST_MAX_BYTES as i64);
-    let queue_capacity = integer(ruby, options, "queue_capacity", "queue_capacity:")?
-        .unwrap_or(DEFAULT_QUEUE_CAPACITY as i64);
-    BusSettings::new(
-        &redis,
-        &channel,
-        secret.as_deref(),
-        health,
-        broadcast_max_bytes,
-        queue_capacity,
-    )
-    .map_err(|e| errors::to_ruby(ruby, e))
+    BusSettings::new(&options).map_err(|e| errors::to_ruby(ruby, e))
 }

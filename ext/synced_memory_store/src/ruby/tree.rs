@@ -24,7 +24,7 @@ use crate::tree::{self, Corrupt, Reader, Writer, MAX_DEPTH};
 use super::errors;
 
 /// The payload for `value`, or None when it is not plain data.
-pub fn encode(ruby: &Ruby, value: Value) -> Result<Option<Vec<u8>>, Error> {
+pub(super) fn encode(ruby: &Ruby, value: Value) -> Result<Option<Vec<u8>>, Error> {
     let mut encoder = Encoder {
         writer: Writer::default(),
         seen: HashSet::new(),
@@ -35,7 +35,7 @@ pub fn encode(ruby: &Ruby, value: Value) -> Result<Option<Vec<u8>>, Error> {
 }
 
 /// Rebuilds the value a payload holds.
-pub fn decode(ruby: &Ruby, bytes: &[u8]) -> Result<Value, Error> {
+pub(super) fn decode(ruby: &Ruby, bytes: &[u8]) -> Result<Value, Error> {
     let mut reader = Reader::new(bytes);
     let value = element(ruby, &mut reader, 0)?;
     if !reader.is_empty() {

@@ -20,14 +20,16 @@ use crate::record::{deflate_if_smaller, Kind, Record};
 
 use super::errors;
 
-/// Encodes `value` as a record without version or expiry. With
+/// Encodes `value` as a record without version or expiry, or None when its
+/// payload is larger than `max_bytes` (the largest entry L1 accepts). With
 /// `compress_threshold`, payloads at least that long are deflated when that makes
 /// them smaller (ActiveSupport's `compress:`/`compress_threshold:`).
-pub fn encode(
+pub(super) fn encode(
     ruby: &Ruby,
     value: Value,
     compress_threshold: Option<usize>,
-) -> Result<Record, Error> {
+    max_bytes: usize,
+) -> Result<Option<Record>, Error> {
     let raw = value.as_raw();
     let (kind, payload) = if raw == Qnil as VALUE {
         (Kind::Nil, Vec::new())
@@ -49,20 +51,26 @@ pub fn encode(
     } else {
         (Kind::Marshal, marshal_dump(value)?)
     };
-    Ok(compressed(kind, payload, compress_threshold))
+    if payload.len() > max_bytes {
+        return Ok(None);
+    }
+    Ok(Some(compressed(kind, payload, compress_threshold)))
 }
 
-/// A record of kind [`Kind::Coded`] holding what a user `coder:` produced.
-pub fn encode_coded(bytes: RString) -> Record {
+/// A record of kind [`Kind::Coded`] holding what a user `coder:` produced, or
+/// None when it is larger than `max_bytes`.
+pub(super) fn encode_coded(bytes: RString, max_bytes: usize) -> Option<Record> {
     // SAFETY: copied at once, with no Ruby call in between.
-    Record::new(Kind::Coded, unsafe { bytes.as_slice() }.to_vec())
+    let bytes = unsafe { bytes.as_slice() };
+    (bytes.len() <= max_bytes).then(|| Record::new(Kind::Coded, bytes.to_vec()))
 }
 
-/// Rebuilds the Ruby value a record encodes. A [`Kind::Coded`] record yields its
-/// bytes as a binary String for the Ruby side's coder to load.
-pub fn decode(ruby: &Ruby, record: &Record) -> Result<Value, Error> {
+/// Rebuilds the Ruby value a record encodes, inflating it to at most
+/// `max_bytes`. A [`Kind::Coded`] record yields its bytes as a binary String
+/// for the Ruby side's coder to load.
+pub(super) fn decode(ruby: &Ruby, record: &Record, max_bytes: usize) -> Result<Value, Error> {
     let payload = record
-        .plain_payload()
+        .plain_payload(max_bytes)
         .map_err(|e| corrupt(ruby, format!("a compressed entry does not inflate: {e}")))?;
     let value = match record.kind {
         Kind::Nil => ruby.qnil().as_value(),
@@ -89,7 +97,7 @@ pub fn decode(ruby: &Ruby, record: &Record) -> Result<Value, Error> {
 
 /// `Time.now.to_f`, through method dispatch so that stubbed clocks (ActiveSupport's
 /// `travel_to`, Minitest's `Time.stub`) are honoured as ActiveSupport's stores do.
-pub fn ruby_now(ruby: &Ruby) -> Result<f64, Error> {
+pub(super) fn ruby_now(ruby: &Ruby) -> Result<f64, Error> {
     ruby.class_time()
         .funcall::<_, _, Value>("now", ())?
         .funcall("to_f", ())

@@ -19,12 +19,23 @@
 //! (it was dropped, or published while the subscription was down). Those are
 //! *lost*: their keys get an invalidation too, since other nodes may or may not
 //! have seen them.
+//!
+//! **Changes under way.** A change is registered with [`Pending::begin`] before
+//! its L2 call and gets a [`ChangeId`]; each of its keys is finished exactly
+//! once, when its value (or its removal) is queued, and [`Pending::end`] hands
+//! back the keys that never were (the L2 call raised, or refused), so the node
+//! can invalidate them: whatever L2 did, a change that began ends in a
+//! message. Because the id tracks which keys are still open, a key can never
+//! be counted out twice, which would hide another thread's overlapping write.
 
 use std::collections::{BTreeMap, HashMap};
 
+/// Names one change under way (see [`Pending::begin`]).
+pub(crate) type ChangeId = u64;
+
 /// What the echo of a local change asks the node to do.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Echo {
+pub(crate) enum Echo {
     /// The key's latest local change came back unopposed after this node's own
     /// clear or delete_matched removed it here: store it again.
     Settle,
@@ -56,43 +67,73 @@ struct Entry {
     disturbed: bool,
 }
 
+/// A change under way: whether it will be published, and its keys not yet
+/// finished.
+#[derive(Debug)]
+struct Open {
+    publish: bool,
+    keys: Vec<Box<[u8]>>,
+}
+
 /// The in-flight local changes of one node, by key.
 #[derive(Debug, Default)]
-pub struct Pending {
+pub(crate) struct Pending {
     by_key: HashMap<Box<[u8]>, Entry>,
     by_seq: BTreeMap<u64, Box<[u8]>>,
+    open: HashMap<ChangeId, Open>,
+    last_change: ChangeId,
 }
 
 impl Pending {
-    /// Registers a local change to `key` before it reaches L2, so that messages
-    /// from other senders arriving during the L2 write are noticed. Two local
-    /// changes to one key whose L2 writes overlap may reach L2 and the bus in
-    /// different orders too, so a change begun while another is under way marks
-    /// the key conflicted. (Sequential changes do not: the earlier one was queued
-    /// before the later one's L2 write began.)
-    pub fn begin(&mut self, key: &[u8]) {
-        let entry = self.by_key.entry(key.into()).or_default();
-        if entry.under_way > 0 {
-            entry.conflicted = true;
-        }
-        entry.under_way += 1;
-    }
-
-    /// A begun change to `key` will not be queued after all (it failed).
-    pub fn abandon(&mut self, key: &[u8]) {
-        if let Some(entry) = self.by_key.get_mut(key) {
-            entry.under_way = entry.under_way.saturating_sub(1);
-            if entry.under_way == 0 && entry.seq == 0 {
-                self.by_key.remove(key);
+    /// Registers a local change to `keys` before it reaches L2 and names it.
+    /// A change to be published is noted under each key, so that messages from
+    /// other senders arriving during the L2 call are noticed. Two local changes
+    /// to one key whose L2 calls overlap may reach L2 and the bus in different
+    /// orders too, so a change begun while another is under way marks the key
+    /// conflicted. (Sequential changes do not: the earlier one was queued before
+    /// the later one's L2 call began.) A silent change is only remembered, so
+    /// that its keys can be dropped from L1 should it end unfinished.
+    pub(crate) fn begin(&mut self, mut keys: Vec<Box<[u8]>>, publish: bool) -> ChangeId {
+        keys.sort_unstable();
+        keys.dedup();
+        if publish {
+            for key in &keys {
+                let entry = self.by_key.entry(key.clone()).or_default();
+                if entry.under_way > 0 {
+                    entry.conflicted = true;
+                }
+                entry.under_way += 1;
             }
         }
+        self.last_change += 1;
+        self.open.insert(self.last_change, Open { publish, keys });
+        self.last_change
     }
 
-    /// The change to `key` was queued as `seq` (`begun`: it was registered with
-    /// `begin` first). A conflict already seen for the key stays marked.
-    pub fn queued(&mut self, key: &[u8], seq: u64, begun: bool) {
+    /// Takes `key` off `change`'s open keys; returns whether it was open and
+    /// the change is published (its key's count of changes under way must
+    /// then go down, exactly once).
+    fn finish(&mut self, change: ChangeId, key: &[u8]) -> bool {
+        let Some(open) = self.open.get_mut(&change) else {
+            return false;
+        };
+        let Some(index) = open.keys.iter().position(|open_key| **open_key == *key) else {
+            return false;
+        };
+        open.keys.swap_remove(index);
+        let publish = open.publish;
+        if open.keys.is_empty() {
+            self.open.remove(&change);
+        }
+        publish
+    }
+
+    /// The change to `key` was queued as `seq`, finishing the key of `change`
+    /// when it has one. A conflict already seen for the key stays marked.
+    pub(crate) fn queued(&mut self, key: &[u8], seq: u64, change: Option<ChangeId>) {
+        let finished = change.is_some_and(|change| self.finish(change, key));
         let entry = self.by_key.entry(key.into()).or_default();
-        if begun {
+        if finished {
             entry.under_way = entry.under_way.saturating_sub(1);
         }
         if entry.seq != 0 {
@@ -102,18 +143,59 @@ impl Pending {
         self.by_seq.insert(seq, key.into());
     }
 
-    /// Whether `key` has a local change queued or under way.
-    pub fn contains(&self, key: &[u8]) -> bool {
-        self.by_key.contains_key(key)
+    /// `key` of `change` was changed here without being published (a silent
+    /// change, or a write L1 will not hold): it is finished and, when it was
+    /// registered as under way, no longer is.
+    pub(crate) fn finished_unpublished(&mut self, key: &[u8], change: ChangeId) {
+        if self.finish(change, key) {
+            self.leave(key);
+        }
+    }
+
+    /// Ends `change`, returning whether it is published and its keys that were
+    /// never finished (the node invalidates them: their L2 call may or may not
+    /// have changed L2). None when it already ended. Those keys are no longer
+    /// under way; a published change's keys keep their record here until the
+    /// invalidations are queued.
+    pub(crate) fn end(&mut self, change: ChangeId) -> Option<(bool, Vec<Box<[u8]>>)> {
+        let open = self.open.remove(&change)?;
+        if open.publish {
+            for key in &open.keys {
+                if let Some(entry) = self.by_key.get_mut(key) {
+                    entry.under_way = entry.under_way.saturating_sub(1);
+                }
+            }
+        }
+        Some((open.publish, open.keys))
+    }
+
+    fn leave(&mut self, key: &[u8]) {
+        if let Some(entry) = self.by_key.get_mut(key) {
+            entry.under_way = entry.under_way.saturating_sub(1);
+            if entry.under_way == 0 && entry.seq == 0 {
+                self.by_key.remove(key);
+            }
+        }
+    }
+
+    /// Every key with a local change queued or under way.
+    pub(crate) fn keys(&self) -> Vec<Box<[u8]>> {
+        self.by_key.keys().cloned().collect()
+    }
+
+    /// Whether nothing is in flight: every change has ended and every queued
+    /// change has come back.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.by_key.is_empty() && self.open.is_empty()
     }
 
     /// Whether `key`'s change in flight has been marked conflicted.
-    pub fn is_conflicted(&self, key: &[u8]) -> bool {
+    pub(crate) fn is_conflicted(&self, key: &[u8]) -> bool {
         self.by_key.get(key).is_some_and(|entry| entry.conflicted)
     }
 
     /// Another sender touched `key`; returns whether a local change was in flight.
-    pub fn touched_by_peer(&mut self, key: &[u8]) -> bool {
+    pub(crate) fn touched_by_peer(&mut self, key: &[u8]) -> bool {
         match self.by_key.get_mut(key) {
             Some(entry) => {
                 entry.conflicted = true;
@@ -124,7 +206,7 @@ impl Pending {
     }
 
     /// Another sender touched the keys `matching` accepts (a delete_matched).
-    pub fn touched_by_peer_where(&mut self, matching: impl Fn(&[u8]) -> bool) {
+    pub(crate) fn touched_by_peer_where(&mut self, matching: impl Fn(&[u8]) -> bool) {
         self.by_key
             .iter_mut()
             .filter(|(key, _)| matching(key))
@@ -134,14 +216,14 @@ impl Pending {
     /// A silent local change (one that tells no other node) replaced `key` here
     /// after a published change still in flight: the published change's echo must
     /// leave this node's L1 alone.
-    pub fn overridden_here(&mut self, key: &[u8]) {
+    pub(crate) fn overridden_here(&mut self, key: &[u8]) {
         if let Some(entry) = self.by_key.get_mut(key) {
             entry.overridden = true;
         }
     }
 
     /// As [`Pending::overridden_here`] for the keys `matching` accepts.
-    pub fn overridden_here_where(&mut self, matching: impl Fn(&[u8]) -> bool) {
+    pub(crate) fn overridden_here_where(&mut self, matching: impl Fn(&[u8]) -> bool) {
         self.by_key
             .iter_mut()
             .filter(|(key, _)| matching(key))
@@ -150,14 +232,14 @@ impl Pending {
 
     /// This node's own clear, echoing, removed every key from L1: changes queued
     /// after it must be stored again when they echo.
-    pub fn disturb_all(&mut self) {
+    pub(crate) fn disturb_all(&mut self) {
         self.by_key
             .values_mut()
             .for_each(|entry| entry.disturbed = true);
     }
 
     /// As [`Pending::disturb_all`] for the keys `matching` accepts.
-    pub fn disturb_where(&mut self, matching: impl Fn(&[u8]) -> bool) {
+    pub(crate) fn disturb_where(&mut self, matching: impl Fn(&[u8]) -> bool) {
         self.by_key
             .iter_mut()
             .filter(|(key, _)| matching(key))
@@ -166,7 +248,7 @@ impl Pending {
 
     /// Another sender touched every key (a clear), or the subscription broke so
     /// this node can no longer tell: every change in flight is conflicted.
-    pub fn touch_all(&mut self) {
+    pub(crate) fn touch_all(&mut self) {
         self.by_key
             .values_mut()
             .for_each(|entry| entry.conflicted = true);
@@ -175,7 +257,7 @@ impl Pending {
     /// Keys whose queued changes precede `seq` and will never echo; forgets them.
     /// A key with another change under way is kept, marked conflicted (whether the
     /// lost change reached anyone is unknown), and not returned.
-    pub fn take_lost_before(&mut self, seq: u64) -> Vec<Box<[u8]>> {
+    pub(crate) fn take_lost_before(&mut self, seq: u64) -> Vec<Box<[u8]>> {
         let rest = self.by_seq.split_off(&seq);
         let lost = std::mem::replace(&mut self.by_seq, rest);
         let mut keys = Vec::with_capacity(lost.len());
@@ -197,7 +279,7 @@ impl Pending {
 
     /// The echo of local change `seq` to `key` arrived (after the lost changes
     /// before it were taken).
-    pub fn echo(&mut self, key: &[u8], seq: u64) -> Echo {
+    pub(crate) fn echo(&mut self, key: &[u8], seq: u64) -> Echo {
         match self.by_key.get_mut(key) {
             None => Echo::Unknown,
             Some(entry) if entry.under_way > 0 || entry.seq > seq => {
@@ -229,13 +311,8 @@ impl Pending {
     }
 
     /// Number of keys with changes in flight.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_key.len()
-    }
-
-    /// Whether no change is in flight.
-    pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
     }
 }
 
@@ -243,18 +320,22 @@ impl Pending {
 mod tests {
     use super::*;
 
+    fn begin(pending: &mut Pending, key: &[u8]) -> ChangeId {
+        pending.begin(vec![key.into()], true)
+    }
+
     fn queue(pending: &mut Pending, key: &[u8], seq: u64) {
-        pending.begin(key);
-        pending.queued(key, seq, true);
+        let change = begin(pending, key);
+        pending.queued(key, seq, Some(change));
     }
 
     #[test]
     fn an_unopposed_change_settles_on_its_echo() {
         let mut pending = Pending::default();
         queue(&mut pending, b"k", 1);
-        assert!(pending.contains(b"k"));
+        assert_eq!(pending.keys(), [Box::from(&b"k"[..])]);
         assert_eq!(pending.echo(b"k", 1), Echo::InPlace);
-        assert!(pending.is_empty());
+        assert!(pending.is_idle());
     }
 
     #[test]
@@ -273,13 +354,13 @@ mod tests {
     #[test]
     fn a_peer_touching_the_key_during_the_l2_write_or_before_the_echo_conflicts_it() {
         let mut pending = Pending::default();
-        pending.begin(b"k");
+        let change = begin(&mut pending, b"k");
         assert!(
             pending.touched_by_peer(b"k"),
             "noticed while the L2 write is under way"
         );
         assert!(!pending.touched_by_peer(b"other"));
-        pending.queued(b"k", 1, true);
+        pending.queued(b"k", 1, Some(change));
         assert_eq!(pending.echo(b"k", 1), Echo::Conflicted);
     }
 
@@ -288,13 +369,13 @@ mod tests {
         let mut pending = Pending::default();
         queue(&mut pending, b"k", 1);
         pending.touched_by_peer(b"k");
-        pending.begin(b"k");
+        let change = begin(&mut pending, b"k");
         assert_eq!(
             pending.echo(b"k", 1),
             Echo::Superseded,
             "a newer change is under way"
         );
-        pending.queued(b"k", 2, true);
+        pending.queued(b"k", 2, Some(change));
         assert!(pending.is_conflicted(b"k"));
         assert_eq!(pending.echo(b"k", 2), Echo::Conflicted);
         assert_eq!(pending.echo(b"k", 2), Echo::Unknown);
@@ -306,10 +387,10 @@ mod tests {
         queue(&mut pending, b"k", 1);
         queue(&mut pending, b"k", 2);
         assert_eq!(pending.echo(b"k", 2), Echo::InPlace, "sequential");
-        pending.begin(b"k");
-        pending.begin(b"k");
-        pending.queued(b"k", 3, true);
-        pending.queued(b"k", 4, true);
+        let first = begin(&mut pending, b"k");
+        let second = begin(&mut pending, b"k");
+        pending.queued(b"k", 3, Some(first));
+        pending.queued(b"k", 4, Some(second));
         assert_eq!(pending.echo(b"k", 4), Echo::Conflicted, "overlapping");
     }
 
@@ -319,7 +400,7 @@ mod tests {
         queue(&mut pending, b"k", 1);
         pending.overridden_here(b"k");
         assert_eq!(pending.echo(b"k", 1), Echo::Superseded);
-        assert!(pending.is_empty());
+        assert!(pending.is_idle());
         queue(&mut pending, b"k", 2);
         pending.overridden_here(b"k");
         pending.touched_by_peer(b"k");
@@ -331,11 +412,45 @@ mod tests {
     }
 
     #[test]
-    fn an_abandoned_change_leaves_nothing_behind() {
+    fn an_ended_change_hands_back_its_unfinished_keys_once() {
         let mut pending = Pending::default();
-        pending.begin(b"k");
-        pending.abandon(b"k");
-        assert!(pending.is_empty());
+        let change = pending.begin(vec![b"a".as_slice().into(), b"b".as_slice().into()], true);
+        pending.queued(b"a", 1, Some(change));
+        let (publish, open) = pending.end(change).expect("still open");
+        assert!(publish);
+        assert_eq!(open, [Box::from(&b"b"[..])]);
+        assert_eq!(pending.end(change), None, "ends once");
+        pending.queued(b"b", 2, None);
+        assert_eq!(pending.echo(b"a", 1), Echo::InPlace);
+        assert_eq!(pending.echo(b"b", 2), Echo::InPlace);
+        assert!(pending.is_idle());
+    }
+
+    #[test]
+    fn a_key_is_finished_once_so_another_threads_overlapping_write_stays_visible() {
+        let mut pending = Pending::default();
+        let mine = begin(&mut pending, b"k");
+        let theirs = begin(&mut pending, b"k");
+        pending.queued(b"k", 1, Some(mine));
+        // Finishing the same key of the same change again must not count
+        // `theirs` out.
+        pending.queued(b"k", 2, Some(mine));
+        assert!(pending.end(mine).is_none());
+        pending.touched_by_peer(b"k");
+        pending.queued(b"k", 3, Some(theirs));
+        assert_eq!(pending.echo(b"k", 3), Echo::Conflicted);
+    }
+
+    #[test]
+    fn a_silent_change_leaves_nothing_behind() {
+        let mut pending = Pending::default();
+        let change = pending.begin(vec![b"k".as_slice().into()], false);
+        assert!(pending.keys().is_empty(), "not under way for the bus");
+        pending.finished_unpublished(b"k", change);
+        assert!(pending.is_idle());
+        let published = begin(&mut pending, b"k");
+        pending.finished_unpublished(b"k", published);
+        assert!(pending.is_idle());
     }
 
     #[test]
@@ -356,7 +471,7 @@ mod tests {
     fn an_echo_arriving_while_the_next_change_is_under_way_is_not_taken_for_lost_later() {
         let mut pending = Pending::default();
         queue(&mut pending, b"k", 1);
-        pending.begin(b"k");
+        let change = begin(&mut pending, b"k");
         assert_eq!(pending.echo(b"k", 1), Echo::Superseded);
         queue(&mut pending, b"other", 2);
         assert!(
@@ -364,7 +479,7 @@ mod tests {
             "change 1 echoed; nothing before 2 is lost"
         );
         assert_eq!(pending.echo(b"other", 2), Echo::InPlace);
-        pending.queued(b"k", 3, true);
+        pending.queued(b"k", 3, Some(change));
         assert_eq!(
             pending.echo(b"k", 3),
             Echo::InPlace,
@@ -376,9 +491,9 @@ mod tests {
     fn a_lost_change_with_another_under_way_marks_the_key_conflicted() {
         let mut pending = Pending::default();
         queue(&mut pending, b"k", 1);
-        pending.begin(b"k");
+        let change = begin(&mut pending, b"k");
         assert!(pending.take_lost_before(5).is_empty());
-        pending.queued(b"k", 6, true);
+        pending.queued(b"k", 6, Some(change));
         assert_eq!(pending.echo(b"k", 6), Echo::Conflicted);
     }
 

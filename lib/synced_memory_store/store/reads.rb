@@ -1,0 +1,102 @@
+# frozen_string_literal: true
+
+module SyncedMemoryStore
+  class Store < ActiveSupport::Cache::Store
+    # Reads: L1 first, then L2, whose entry fills L1 unless the key changed
+    # while L2 was being read. These are ActiveSupport's entry-level read
+    # hooks (read_entry, read_multi_entries), which its public methods call.
+    module Reads
+      private
+
+      # The entry under +key+ from L1, else from L2 (which then fills L1).
+      # Expired entries are returned, for ActiveSupport to judge
+      # (race_condition_ttl serves them).
+      def read_entry(key, **options)
+        return if options[:force_miss]
+
+        parts = @node.entry(key)
+        entry = entry_from_l1(key, *parts) if parts
+        entry || entry_from_l2(key, options)
+      end
+
+      # Reads +key+ from L2 and fills L1 with it, unless the key changed (or L1
+      # was cleared) while L2 was being read.
+      def entry_from_l2(key, options)
+        log_notices
+        return unless @l2
+
+        ticket = @node.ticket
+        entry = @l2.read_entry(key, options)
+        @node.count_l2(!entry.nil?)
+        fill(key, entry, ticket, options) if entry && !entry.expired?
+        entry
+      end
+
+      def fill(key, entry, ticket, options)
+        attributes = { ticket: ticket, version: entry.version, expires_at: entry.expires_at,
+                       keep_for: keep_for(entry.expires_at, options) }
+        if @entry_coder
+          @node.fill_coded(key, @entry_coder.dump(entry), **attributes)
+        else
+          @node.fill(key, entry.value, compress_threshold: compress_threshold(options), **attributes)
+        end
+      rescue TypeError
+        # L2's coder holds a value Marshal cannot dump: serve it from L2 only.
+        false
+      end
+
+      # ActiveSupport's hook: reads names, L1 first, then every miss from L2 in
+      # one multi-read; returns <tt>{ name => value }</tt> in the order given.
+      def read_multi_entries(names, **options)
+        return {} if options[:force_miss]
+
+        found = {}
+        missing = {}
+        names.each do |name|
+          key = normalize_key(name, options)
+          version = normalize_version(name, options)
+          value = l1_value(key, version)
+          if MISS.equal?(value)
+            missing[key] = [name, version]
+          else
+            found[name] = value
+          end
+        end
+        read_missing_from_l2(missing, found, options) if @l2 && !missing.empty?
+        names.each_with_object({}) { |name, values| values[name] = found[name] if found.key?(name) }
+      end
+
+      # The value under +key+ in L1, judged by expiry and +version+, or MISS.
+      def l1_value(key, version)
+        return @node.read(key, version, MISS) unless @entry_coder
+
+        parts = @node.entry(key)
+        entry = entry_from_l1(key, *parts) if parts
+        return MISS unless entry
+
+        if entry.expired?
+          @node.forget(key)
+          MISS
+        else
+          entry.mismatched?(version) ? MISS : entry.value
+        end
+      end
+
+      # Expired entries L2 returns are left to it (RedisCacheStore and
+      # MemCacheStore expire them on their own): deleting them here would race
+      # with a fresh value written meanwhile, and tell nobody.
+      def read_missing_from_l2(missing, found, options)
+        ticket = @node.ticket
+        entries = @l2.read_multi_entries(missing.keys, options)
+        missing.each do |key, (name, version)|
+          entry = entries[key]
+          @node.count_l2(!entry.nil?)
+          next if entry.nil? || entry.expired?
+
+          fill(key, entry, ticket, options)
+          found[name] = entry.value unless entry.mismatched?(version)
+        end
+      end
+    end
+  end
+end
