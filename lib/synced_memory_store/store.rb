@@ -215,8 +215,9 @@ module SyncedMemoryStore
     end
 
     # Deletes the keys matching +matcher+: a Regexp, or a String that is a
-    # Redis-style glob (<tt>*</tt>, <tt>?</tt>, <tt>[abc]</tt>, backslash
-    # escapes), both applied within the namespace.
+    # Redis glob (<tt>*</tt>, <tt>?</tt>, <tt>[abc]</tt>, backslash escapes),
+    # matched byte by byte exactly as Redis matches it (see Glob), both applied
+    # within the namespace.
     def delete_matched(matcher, options = nil)
       unless matcher.is_a?(Regexp) || matcher.is_a?(String)
         raise ArgumentError, "delete_matched takes a Regexp or a glob String (got #{matcher.inspect})"
@@ -230,7 +231,8 @@ module SyncedMemoryStore
         @l2&.delete_matched(pattern, glob)
         # Other processes match a glob natively; a Regexp they cannot run
         # without Ruby, so it makes them drop everything (they refill from L2).
-        node.delete_matched(node.keys.select { |key| pattern.match?(key.scrub) }, glob, publish?(options))
+        matched = node.keys.select { |key| glob ? Glob.match?(glob, key) : pattern.match?(key.scrub) }
+        node.delete_matched(matched, glob, publish?(options))
       end
     end
 
