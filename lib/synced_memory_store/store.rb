@@ -194,6 +194,7 @@ module SyncedMemoryStore
     # Redis-style glob (<tt>*</tt>, <tt>?</tt>, <tt>[abc]</tt>, backslash
     # escapes, matched byte by byte as Redis does), both applied within the
     # namespace. Every L1 drops the matches even when the L2 call raises.
+    # Returns how many entries this process's L1 dropped.
     def delete_matched(matcher, options = nil)
       unless matcher.is_a?(Regexp) || matcher.is_a?(String)
         raise ArgumentError, "delete_matched takes a Regexp or a glob String (got #{matcher.inspect})"
@@ -207,8 +208,9 @@ module SyncedMemoryStore
         begin
           @l2&.delete_matched(pattern, glob)
         ensure
-          delete_matched_in_l1(node, pattern, glob, publish?(options))
+          removed = delete_matched_in_l1(node, pattern, glob, publish?(options))
         end
+        removed
       end
     end
 

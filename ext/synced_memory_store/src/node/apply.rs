@@ -15,7 +15,7 @@
 use crate::bus::message::{Batch, Change, Op, Rejection};
 use crate::bus::{Bus, Member};
 use crate::clock;
-use crate::glob;
+use crate::glob::Glob;
 use crate::l1::keep_for;
 use crate::stats::Stats;
 
@@ -122,8 +122,9 @@ impl Node {
                 self.l1.clear();
             }
             Op::DeleteMatched { glob } => {
-                pending.disturb_where(|key| glob::matches(&glob, key));
-                self.l1.remove_where(|key| glob::matches(&glob, key));
+                let glob = Glob::new(&glob);
+                pending.disturb_where(|key| glob.matches(key));
+                self.l1.remove_where(|key| glob.matches(key));
             }
             Op::Marker => {}
         }
@@ -151,8 +152,9 @@ impl Node {
                 self.l1.clear();
             }
             Op::DeleteMatched { glob } => {
-                pending.touched_by_peer_where(|key| glob::matches(&glob, key));
-                self.l1.remove_where(|key| glob::matches(&glob, key));
+                let glob = Glob::new(&glob);
+                pending.touched_by_peer_where(|key| glob.matches(key));
+                self.l1.remove_where(|key| glob.matches(key));
             }
             Op::Marker => {}
         }

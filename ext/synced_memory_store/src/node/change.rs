@@ -17,6 +17,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::bus::message::Op;
+use crate::glob::Glob;
 use crate::l1::keep_for;
 use crate::record::Record;
 use crate::stats::Stats;
@@ -162,9 +163,13 @@ impl Node {
     /// matcher only this process can run). Fills in flight are refused (see
     /// [`crate::l1::L1::remove_where`]). Returns how many were removed here.
     pub(crate) fn delete_matched(&self, matcher: Matcher<'_>, publish: bool) -> usize {
-        let matches = |key: &[u8]| match matcher {
-            Matcher::Glob(glob) => crate::glob::matches(glob, key),
-            Matcher::Listed(keys) => keys.contains(key),
+        let parsed = match matcher {
+            Matcher::Glob(glob) => Ok(Glob::new(glob)),
+            Matcher::Listed(keys) => Err(keys),
+        };
+        let matches = |key: &[u8]| match &parsed {
+            Ok(glob) => glob.matches(key),
+            Err(keys) => keys.contains(key),
         };
         let mut pending = self.pending.lock();
         match &self.bus {
