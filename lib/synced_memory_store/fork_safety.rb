@@ -39,7 +39,8 @@ module SyncedMemoryStore
 
   # Prepended to Process's singleton class: Ruby 3.1+ routes every fork
   # (Process.fork, Kernel#fork, Puma and Unicorn workers) through Process._fork.
-  # Forks that bypass it are caught by the stores' pid check before they publish.
+  # Forks that bypass it are caught by the stores' fork-count check before they
+  # publish (Store#inherited?).
   module ForkHook
     def _fork
       pid = super

@@ -33,15 +33,15 @@ class Peer
 
   # Store methods forwarded as they are (see PeerProcess::STORE_METHODS).
   STORE_METHODS = %i[
-    read write delete delete_matched clear increment decrement read_multi write_multi exist? stats
-    connected? wait_for_connection flush_sync close closed?
+    read write delete delete_multi delete_matched clear increment decrement read_multi write_multi exist? stats
+    connected? wait_for_connection flush_sync settle close closed?
   ].freeze
 
   # The peer's own commands (see the command_* methods of PeerProcess).
   COMMANDS = %i[
     open_store l1_read l2_read l2_write node_id now sms_threads write_series timed_write start_reader
-    reader_progress stop_reader read_async await_async gate_reads await_gated_read release_reads random_ops
-    rss write_many flood read_latency
+    reader_progress stop_reader read_async write_async await_async gate_reads gate_writes await_gated
+    release_gate peak_rss random_ops rss write_many flood read_latency
   ].freeze
 
   # A process being started, until #connect.
@@ -217,6 +217,11 @@ class Peer
     @killed = true
     @socket.close unless @socket.closed?
     Peer.kill_pid(pid, child: @child)
+  end
+
+  # Whether the process still runs (a peer that exited on its own is reaped).
+  def alive?
+    !@killed && Peer.alive?(pid, child: @child)
   end
 
   def log_tail(lines = 40)

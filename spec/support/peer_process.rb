@@ -20,12 +20,15 @@ require_relative "peer_wire"
 $stdout.sync = true
 $stderr.sync = true
 
-# A RedisCacheStore whose reads can be held: once #gate(key) is called, the
-# next read of that key reads Redis as usual and then, before returning what it
-# read, blocks until #release. This recreates, deterministically, a reader that
-# fetched an old value from L2 just before another process changed the key.
+# A RedisCacheStore whose reads and writes can be held, to recreate races
+# deterministically. Once #gate(key) is called, the next read of that key
+# reads Redis as usual and then, before returning what it read, blocks until
+# #release: a reader that fetched an old value from L2 just before another
+# process changed the key. Once #gate(key, writes: true) is called, the next
+# write of that key reaches Redis and then blocks until #release: a writer
+# between its L2 write and what follows it (its publish).
 class GatedRedisCacheStore < ActiveSupport::Cache::RedisCacheStore
-  # Longest a gated read stays held, so a test that never releases it cannot
+  # Longest a gated call stays held, so a test that never releases it cannot
   # wedge the peer forever.
   HOLD_LIMIT = 60
 
@@ -33,22 +36,23 @@ class GatedRedisCacheStore < ActiveSupport::Cache::RedisCacheStore
     super
     @gate_lock = Mutex.new
     @gate_changed = ConditionVariable.new
-    @gated_key = nil
+    @gated = nil
     @held = nil
     @released = true
   end
 
-  # Arms the gate for the next read of +name+ (as the cache store sees it).
-  def gate(name)
+  # Arms the gate for the next read (or, with +writes+, write) of +name+ (as
+  # the cache store sees it).
+  def gate(name, writes: false)
     @gate_lock.synchronize do
-      @gated_key = normalize_key(name, options)
+      @gated = [writes ? :write : :read, normalize_key(name, options)]
       @held = nil
       @released = false
     end
   end
 
-  # Waits until a gated read has read Redis and is being held; returns
-  # [true, value it read] or [false, nil] after +timeout+ seconds.
+  # Waits until a gated call has reached Redis and is being held; returns
+  # [true, value it read or wrote] or [false, nil] after +timeout+ seconds.
   def await_held(timeout)
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
     @gate_lock.synchronize do
@@ -62,11 +66,11 @@ class GatedRedisCacheStore < ActiveSupport::Cache::RedisCacheStore
     end
   end
 
-  # Lets the held read (if any) return, and disarms the gate.
+  # Lets the held call (if any) return, and disarms the gate.
   def release
     @gate_lock.synchronize do
       @released = true
-      @gated_key = nil
+      @gated = nil
       @gate_changed.broadcast
     end
   end
@@ -75,8 +79,18 @@ class GatedRedisCacheStore < ActiveSupport::Cache::RedisCacheStore
 
   def read_entry(key, **options)
     entry = super
-    hold(entry) if @gate_lock.synchronize { @gated_key == key && !@held }
+    hold(entry) if gated?(:read, key)
     entry
+  end
+
+  def write_entry(key, entry, **options)
+    written = super
+    hold(entry) if gated?(:write, key)
+    written
+  end
+
+  def gated?(kind, key)
+    @gate_lock.synchronize { @gated == [kind, key] && !@held }
   end
 
   def hold(entry)
@@ -193,8 +207,8 @@ end
 class PeerProcess
   # Store methods a request may call (see Peer::STORE_METHODS).
   STORE_METHODS = %i[
-    read write delete delete_matched clear increment decrement read_multi write_multi exist? stats
-    connected? wait_for_connection flush_sync close closed?
+    read write delete delete_multi delete_matched clear increment decrement read_multi write_multi exist? stats
+    connected? wait_for_connection flush_sync settle close closed?
   ].freeze
 
   # Returned by the native read for "nothing usable in L1".
@@ -345,19 +359,35 @@ class PeerProcess
     reader.stop
   end
 
-  # --- a read in the background, and the L2 gate ---------------------------------
+  # --- a read or write in the background, and the L2 gate ---------------------
 
   def command_read_async(key, options = {})
-    raise ArgumentError, "an async read is running" if @async&.alive?
+    background { store.read(key, options) }
+  end
 
+  # Writes in the background; then, with +after+, closes the store (:close)
+  # or ends the process the way a finished script does (:exit: the main
+  # thread exits and at_exit handlers run).
+  def command_write_async(key, value, after: nil)
     cache = store
-    @async = Thread.new { cache.read(key, options) }
+    background do
+      cache.write(key, value)
+      cache.close if after == :close
+      Thread.main.raise(SystemExit) if after == :exit
+      true
+    end
+  end
+
+  def background(&)
+    raise ArgumentError, "a background call is running" if @async&.alive?
+
+    @async = Thread.new(&)
     true
   end
 
-  # The background read's value, once it returns (or raises after +timeout+).
+  # The background call's value, once it returns (or raises after +timeout+).
   def command_await_async(timeout)
-    @async.join(timeout) or raise "the background read did not return within #{timeout} s"
+    @async.join(timeout) or raise "the background call did not return within #{timeout} s"
     @async.value
   end
 
@@ -366,14 +396,24 @@ class PeerProcess
     true
   end
 
-  # [whether a read is held at the gate, the value it read from L2].
-  def command_await_gated_read(timeout)
+  def command_gate_writes(key)
+    gated_l2.gate(key, writes: true)
+    true
+  end
+
+  # [whether a call is held at the gate, the value it read or wrote].
+  def command_await_gated(timeout)
     gated_l2.await_held(timeout)
   end
 
-  def command_release_reads
+  def command_release_gate
     gated_l2.release
     true
+  end
+
+  # The largest resident set size this process has had (VmHWM, bytes).
+  def command_peak_rss
+    File.read("/proc/self/status")[/^VmHWM:\s+(\d+) kB/, 1].to_i * 1024
   end
 
   def gated_l2

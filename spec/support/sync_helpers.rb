@@ -4,6 +4,7 @@ require "securerandom"
 require "tmpdir"
 require "fileutils"
 require "socket"
+require "redis"
 
 # Fixtures for the cross-process sync specs (spec/integration/sync): peer
 # processes and redis-server instances that are always stopped, by pid, after
@@ -103,6 +104,41 @@ module SyncHelpers
 
       raise RSpec::Expectations::ExpectationNotMetError, "#{late.join(", ")} never saw #{sender}'s barrier"
     end
+  end
+
+  # The raw payload of the next message on +on+ (a channel, this example's by
+  # default) that contains +marker+, published on +server+ while the block runs.
+  def capture_payload(server, marker, on: channel)
+    captured = Queue.new
+    subscriber = Redis.new(url: server.url)
+    listener = Thread.new do
+      subscriber.subscribe_with_timeout(10, on) do |on_event|
+        on_event.subscribe { captured << :subscribed }
+        on_event.message do |_channel, payload|
+          next unless payload.b.include?(marker.b)
+
+          captured << payload.b
+          subscriber.unsubscribe
+        end
+      end
+    end
+    wait_until(message: "the capturing subscription never started") { !captured.empty? }
+    captured.pop
+    yield
+    wait_until(message: "no message containing the marker was published") { !captured.empty? || !listener.alive? }
+    captured.pop
+  ensure
+    listener&.join(5)
+    subscriber&.close
+  end
+
+  # Publishes +payloads+ on +server+ (this example's channel by default), as
+  # anyone who can PUBLISH could; returns how many subscribers got each.
+  def publish_raw(server, *payloads, on: channel)
+    publisher = Redis.new(url: server.url)
+    payloads.map { |payload| publisher.publish(on, payload) }
+  ensure
+    publisher&.close
   end
 
   def monotonic

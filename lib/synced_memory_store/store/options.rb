@@ -20,7 +20,7 @@ module SyncedMemoryStore
 
       # The native node's options for the store's settings.
       def node_options(settings)
-        { size: settings.fetch(:size, DEFAULT_SIZE), l1_expires_in: settings[:l1_expires_in]&.to_f,
+        { size: settings.fetch(:size, DEFAULT_SIZE), l1_expires_in: settings[:l1_expires_in],
           bus: bus_options(settings) }
       end
 

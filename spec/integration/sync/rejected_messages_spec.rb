@@ -15,32 +15,6 @@ RSpec.describe "Sync: messages that are not from a trusted store" do
 
   let(:bus) { start_redis }
 
-  # The raw payload of the next message on the channel that contains +marker+,
-  # published while the block runs.
-  def capture_payload(marker)
-    captured = Queue.new
-    subscriber = Redis.new(url: bus.url)
-    listener = Thread.new do
-      subscriber.subscribe_with_timeout(10, channel) do |on|
-        on.subscribe { captured << :subscribed }
-        on.message do |_channel, payload|
-          next unless payload.b.include?(marker.b)
-
-          captured << payload.b
-          subscriber.unsubscribe
-        end
-      end
-    end
-    wait_until(message: "the capturing subscription never started") { !captured.empty? }
-    captured.pop
-    yield
-    wait_until(message: "no message containing the marker was published") { !captured.empty? || !listener.alive? }
-    captured.pop
-  ensure
-    listener&.join(5)
-    subscriber&.close
-  end
-
   context "without secrets" do
     let(:peers) { spawn_peers(:sender, :receiver, **bus_options(bus, cache: :memory_store)) }
     let(:sender) { peers.first }
@@ -51,13 +25,6 @@ RSpec.describe "Sync: messages that are not from a trusted store" do
       peers.each { |peer| peer.flush_sync(5) }
     end
 
-    def publish_raw(payloads)
-      publisher = Redis.new(url: bus.url)
-      payloads.each { |payload| expect(publisher.publish(channel, payload)).to eq(2) }
-    ensure
-      publisher&.close
-    end
-
     it "rejects and counts payloads that are not its messages, keeping L1, then keeps syncing" do
       sender.write("k", "kept")
       eventually { receiver.l1_read("k") == [:hit, "kept"] }
@@ -65,7 +32,7 @@ RSpec.describe "Sync: messages that are not from a trusted store" do
       settle(sender, receiver)
       before = receiver.stats
 
-      publish_raw(foreign)
+      expect(publish_raw(bus, *foreign)).to all(eq(2))
       settle(sender, receiver)
 
       after = receiver.stats
@@ -84,7 +51,7 @@ RSpec.describe "Sync: messages that are not from a trusted store" do
     it "takes truncated, oversized and unreadable messages for missed changes: drops L1, then keeps syncing" do
       sender.write("k", "cached")
       eventually { receiver.l1_read("k") == [:hit, "cached"] }
-      genuine = capture_payload("x" * 200) { sender.write("sample", "x" * 200) }
+      genuine = capture_payload(bus, "x" * 200) { sender.write("sample", "x" * 200) }
       expect(genuine).to start_with("SMS".b)
       header = genuine.byteslice(0, 5)
       unreadable = [
@@ -97,7 +64,7 @@ RSpec.describe "Sync: messages that are not from a trusted store" do
       settle(sender, receiver)
       before = receiver.stats
 
-      publish_raw(unreadable)
+      expect(publish_raw(bus, *unreadable)).to all(eq(2))
       eventually(message: "the receiver never judged them all") do
         receiver.stats[:rejected] - before[:rejected] == unreadable.size
       end
