@@ -14,7 +14,11 @@ end
 require_relative "synced_memory_store/node"
 require_relative "synced_memory_store/fork_safety"
 require_relative "synced_memory_store/redis_option"
+require_relative "synced_memory_store/l2/muting"
 require_relative "synced_memory_store/l2"
+require_relative "synced_memory_store/l2/wrap"
+require_relative "synced_memory_store/l2/redis_l2"
+require_relative "synced_memory_store/l2/mem_cache_l2"
 require_relative "synced_memory_store/store"
 require_relative "synced_memory_store/railtie" if defined?(Rails::Railtie)
 

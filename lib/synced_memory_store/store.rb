@@ -10,6 +10,8 @@ require_relative "store/entries"
 require_relative "store/changes"
 require_relative "store/reads"
 require_relative "store/lifecycle"
+require_relative "store/counters"
+require_relative "store/maintenance"
 
 module SyncedMemoryStore
   # A two-level ActiveSupport cache store. L1 is this process's memory, held by
@@ -61,6 +63,8 @@ module SyncedMemoryStore
     include Changes
     include Reads
     include Lifecycle
+    include Counters
+    include Maintenance
 
     # Returned by the native read for "no usable entry"; nil is a cached value.
     MISS = Object.new.freeze
@@ -151,108 +155,6 @@ module SyncedMemoryStore
         store_in_l1(node, key, value, options, version: version, expires_at: expires_at)
       end
       hash
-    end
-
-    # Adds +amount+ to the number under +name+. With an L2, its atomic counter
-    # does it (RedisCacheStore and MemCacheStore count raw values; read them
-    # with <tt>raw: true</tt>); without one, the read and write are atomic
-    # within this process. Returns the new number, or nil when there was none.
-    def increment(name, amount = 1, options = nil)
-      count(:increment, name, amount, options)
-    end
-
-    # Subtracts +amount+ from the number under +name+; see #increment.
-    def decrement(name, amount = 1, options = nil)
-      count(:decrement, name, amount, options)
-    end
-
-    # Removes expired entries from L1, and from L2 where the L2 supports it.
-    # Returns how many L1 entries were removed.
-    def cleanup(_options = nil)
-      instrument(:cleanup, { size: @node.stats[:l1_entries] }) do
-        removed = @node.purge_expired(Time.now.to_f)
-        @l2&.cleanup
-        removed
-      end
-    end
-
-    # Deletes everything, from L2 too (for a RedisCacheStore without a
-    # namespace that is FLUSHDB, as it is for RedisCacheStore#clear). Every
-    # L1 is cleared even when the L2 call raises, since it may have cleared
-    # part of L2 first.
-    def clear(options = nil)
-      node = bus_node
-      begin
-        @l2&.clear
-      ensure
-        node.clear(publish: publish?(options || {}))
-      end
-      true
-    end
-
-    # Deletes the keys matching +matcher+: a Regexp, or a String that is a
-    # Redis-style glob (<tt>*</tt>, <tt>?</tt>, <tt>[abc]</tt>, backslash
-    # escapes, matched byte by byte as Redis does), both applied within the
-    # namespace. Every L1 drops the matches even when the L2 call raises.
-    # Returns how many entries this process's L1 dropped.
-    def delete_matched(matcher, options = nil)
-      unless matcher.is_a?(Regexp) || matcher.is_a?(String)
-        raise ArgumentError, "delete_matched takes a Regexp or a glob String (got #{matcher.inspect})"
-      end
-
-      options = merged_options(options)
-      instrument(:delete_matched, matcher.inspect) do
-        node = bus_node
-        glob = namespace_key(matcher, options) if matcher.is_a?(String)
-        pattern = glob ? Glob.to_regexp(glob) : key_matcher(matcher, options)
-        begin
-          @l2&.delete_matched(pattern, glob)
-        ensure
-          removed = delete_matched_in_l1(node, pattern, glob, publish?(options))
-        end
-        removed
-      end
-    end
-
-    private
-
-    # Other processes match a glob natively; a Regexp they cannot run without
-    # Ruby, so it makes them drop everything (they refill from L2).
-    def delete_matched_in_l1(node, pattern, glob, publish)
-      if glob
-        node.delete_glob(glob, publish: publish)
-      else
-        node.delete_selected(publish: publish) { |key| pattern.match?(key.scrub) }
-      end
-    end
-
-    def count(operation, name, amount, options)
-      options = merged_options(options)
-      key = normalize_key(name, options)
-      instrument(operation, key, { amount: amount }) do
-        if @l2
-          publish = publish?(options)
-          changing([key], publish) do |node, change|
-            result = @l2.count(operation, key, amount, options)
-            node.delete(key, publish: publish, change: change)
-            result
-          end
-        else
-          delta = operation == :increment ? amount : -amount
-          @counter_lock.synchronize { count_in_l1(key, normalize_version(name, options), delta, options) }
-        end
-      end
-    end
-
-    # Adds +delta+ to the entry under +key+, keeping its expiry and version;
-    # nil (and nothing written) when there is no live entry.
-    def count_in_l1(key, version, delta, options)
-      entry = read_entry(key, **options)
-      return if entry.nil? || entry.expired? || entry.mismatched?(version)
-
-      number = entry.value.to_i + delta
-      store_value(key, number, entry.version, entry.expires_at, options)
-      number
     end
   end
 end
