@@ -36,7 +36,8 @@ module SyncedMemoryStore
       _fill_coded(key, bytes, version, expires_at, keep_for, ticket)
     end
 
-    # Registers a change to +keys+ before its L2 call; returns its id. Every
+    # Registers a change to +keys+ (an Array, or one key) before its L2 call;
+    # returns its id. Every
     # key is then finished by #write or #delete with <tt>change:</tt>, and
     # #end_change (always, in an +ensure+) invalidates the keys that were not.
     def begin_change(keys, publish: true)

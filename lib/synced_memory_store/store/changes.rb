@@ -16,8 +16,9 @@ module SyncedMemoryStore
     module Changes
       private
 
-      # Runs the L2 half of a change to +keys+, yielding the node (checked for
-      # closing and forks, and kept for the whole change) and the change's id.
+      # Runs the L2 half of a change to +keys+ (an Array, or one key), yielding
+      # the node (checked for closing and forks, and kept for the whole change)
+      # and the change's id.
       def changing(keys, publish)
         node = bus_node
         change = node.begin_change(keys, publish: publish)
@@ -34,12 +35,11 @@ module SyncedMemoryStore
       # cannot be serialized raises TypeError with nothing stored: L2 raises before
       # storing, and a value only L1 cannot encode is taken back out of L2.
       def store_value(key, value, version, expires_at, options, entry: nil)
-        log_notices
         unless @l2
           return store_in_l1(bus_node, key, value, options, version: version, expires_at: expires_at, entry: entry)
         end
 
-        changing([key], publish?(options)) do |node, change|
+        changing(key, publish?(options)) do |node, change|
           if options[:persist] == false
             @l2.delete_entry(key, options)
           else
@@ -116,7 +116,7 @@ module SyncedMemoryStore
       # other process's L1 unless <tt>silent: true</tt>.
       def delete_entry(key, **options)
         publish = publish?(options)
-        changing([key], publish) do |node, change|
+        changing(key, publish) do |node, change|
           deleted = @l2 ? @l2.delete_entry(key, options) : false
           node.delete(key, publish: publish, change: change) || deleted
         end

@@ -27,7 +27,7 @@ module SyncedMemoryStore
         instrument(operation, key, { amount: amount }) do
           if @l2
             publish = publish?(options)
-            changing([key], publish) do |node, change|
+            changing(key, publish) do |node, change|
               result = @l2.count(operation, key, amount, options)
               node.delete(key, publish: publish, change: change)
               result

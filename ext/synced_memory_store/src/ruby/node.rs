@@ -358,13 +358,17 @@ impl RbNode {
         self.node.fill(&key_bytes(key), record, keep_for, ticket)
     }
 
-    /// `_begin_change(keys, publish)`: registers a change to `keys` before its
-    /// L2 call; returns its id for `_write`, `_delete` and `end_change`.
-    fn begin_change(&self, keys: RArray, publish: bool) -> Result<ChangeId, Error> {
-        let keys = keys
-            .into_iter()
-            .map(|key| RString::try_convert(key).map(key_bytes))
-            .collect::<Result<Vec<_>, _>>()?;
+    /// `_begin_change(keys, publish)`: registers a change to `keys` (an Array
+    /// of Strings, or one String) before its L2 call; returns its id for
+    /// `_write`, `_delete` and `end_change`.
+    fn begin_change(&self, keys: Value, publish: bool) -> Result<ChangeId, Error> {
+        let keys = match RString::from_value(keys) {
+            Some(key) => vec![key_bytes(key)],
+            None => RArray::try_convert(keys)?
+                .into_iter()
+                .map(|key| RString::try_convert(key).map(key_bytes))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         Ok(self.node.begin(keys, publish))
     }
 
