@@ -6,8 +6,8 @@
 #   STORE=memory_store ruby spec/rails/cache_behaviors_test.rb [minitest options, e.g. -n /fetch/ --seed 1]
 #
 # or, for several stores with a summary, spec/rails/run. Rails' test files are not part of this
-# repository: spec/rails/fetch_rails_tests extracts them from Debian's `rails` source package into
-# tmp/rails-6.1/ (or set RAILS_TESTS_DIR to such a tree).
+# repository: spec/rails/fetch_rails_tests fetches Debian's `rails` source package (through apt,
+# cached outside the checkout) and names its directory (or set RAILS_TESTS_DIR to such a tree).
 #
 # The test class mirrors Rails' activesupport/test/cache/stores/memory_store_test.rb: `setup` builds
 # `@cache = lookup_store(expires_in: 60)` and `lookup_store(options)` builds a store, so the
