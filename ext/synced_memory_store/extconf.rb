@@ -5,7 +5,7 @@
 # into the gem's extension directory (`require "synced_memory_store/synced_memory_store"`).
 #
 # With the rb_sys gem installed, rb_sys writes the Makefile. Without it (e.g.
-# where RubyGems.org is out of reach) this file writes one that runs cargo
+# where no gem registry is reachable) this file writes one that runs cargo
 # itself; set SYNCED_MEMORY_STORE_NO_RB_SYS=1 to choose that path even when
 # rb_sys is present. Either way cargo's target directory is a temporary
 # directory outside the gem, removed once the library has been copied out, so
@@ -13,7 +13,7 @@
 #
 # Cargo finds the workspace (the gem's top-level Cargo.toml and Cargo.lock) by
 # walking up from this directory; the build runs with --locked, downloading the
-# locked crates from crates.io (or using ~/.cargo's cache).
+# locked crates from the crate registry (or using ~/.cargo's cache).
 
 require "mkmf"
 require "rbconfig"
