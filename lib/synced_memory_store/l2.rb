@@ -46,9 +46,11 @@ module SyncedMemoryStore
       end
     end
 
-    # Writes +entry+; true when the L2 stored it.
+    # Writes +entry+: true when the L2 stored it, false when it refused (or,
+    # before ActiveSupport 7.2, failed), nil when it failed (7.2+).
     def write_entry(key, entry, options)
-      @store.send(:write_entry, l2_key(key), entry, **l2_options(options)) ? true : false
+      written = @store.send(:write_entry, l2_key(key), entry, **l2_options(options))
+      written && true
     end
 
     # Writes <tt>{ key => Entry }</tt>; true when the L2 reported success.

@@ -4,6 +4,7 @@ require "active_support/core_ext/hash/slice"
 require "active_support/core_ext/hash/except"
 
 require_relative "glob"
+require_relative "store/active_support_versions"
 require_relative "store/options"
 require_relative "store/direct_path"
 require_relative "store/entries"
@@ -79,10 +80,10 @@ module SyncedMemoryStore
     def initialize(options = nil)
       options = (options || {}).dup
       settings = options.extract!(*STORE_OPTIONS)
-      @entry_coder = coder_option(options[:coder]) if options.key?(:coder)
       # L1 is memory: like MemoryStore, compress only when asked to.
       options[:compress] = false unless options.key?(:compress)
       super(options)
+      @entry_coder = entry_coder(options)
       @l2 = L2.wrap(settings[:cache])
       @node = Node.new(node_options(settings))
       @forks = Node.forks

@@ -30,7 +30,8 @@ module SyncedMemoryStore
       # Stores +value+ in L2 (unless <tt>persist: false</tt>, which removes the
       # key from L2) and then in L1, publishing it unless <tt>silent: true</tt>.
       # Returns false, leaving the key out of every L1, when L2 refuses
-      # (unless_exist found an entry) or fails. A raw value goes to L1 in the form
+      # (unless_exist found an entry), and false or (ActiveSupport 7.2+) nil
+      # when it fails. A raw value goes to L1 in the form
       # the L2 gives it back in, so every process reads the same. A value that
       # cannot be serialized raises TypeError with nothing stored: L2 raises before
       # storing, and a value only L1 cannot encode is taken back out of L2.
@@ -44,7 +45,8 @@ module SyncedMemoryStore
             @l2.delete_entry(key, options)
           else
             entry ||= build_entry(value, version, expires_at)
-            return false unless @l2.write_entry(key, l2_entry(entry), options)
+            written = @l2.write_entry(key, l2_entry(entry), options)
+            return written unless written
 
             value = @l2.raw_value(value) if options[:raw]
           end
@@ -64,7 +66,7 @@ module SyncedMemoryStore
         publish = publish?(options)
         keep = keep_for(expires_at, options)
         if @entry_coder
-          bytes = @entry_coder.dump(entry || build_entry(value, version, expires_at))
+          bytes = dump_entry(entry || build_entry(value, version, expires_at), options)
           return node.write_coded(key, bytes, version: version, expires_at: expires_at, keep_for: keep,
                                               publish: publish, change: change)
         end

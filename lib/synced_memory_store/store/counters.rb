@@ -9,20 +9,23 @@ module SyncedMemoryStore
       # Adds +amount+ to the number under +name+. With an L2, its atomic counter
       # does it (RedisCacheStore and MemCacheStore count raw values; read them
       # with <tt>raw: true</tt>); without one, the read and write are atomic
-      # within this process. Returns the new number, or nil when there was none.
-      def increment(name, amount = 1, options = nil)
-        count(:increment, name, amount, options)
+      # within this process. Returns the new number. A missing counter is
+      # created with +amount+ (and the call's +expires_in+) on ActiveSupport
+      # 7.1+, and left missing (nil) before, as MemoryStore does. Options may
+      # be given as a Hash or as keywords.
+      def increment(name, amount = 1, options = nil, **keywords)
+        count(:increment, name, amount, options, keywords)
       end
 
       # Subtracts +amount+ from the number under +name+; see #increment.
-      def decrement(name, amount = 1, options = nil)
-        count(:decrement, name, amount, options)
+      def decrement(name, amount = 1, options = nil, **keywords)
+        count(:decrement, name, amount, options, keywords)
       end
 
       private
 
-      def count(operation, name, amount, options)
-        options = merged_options(options)
+      def count(operation, name, amount, options, keywords)
+        options = merged_options(keywords.empty? ? options : (options || {}).merge(keywords))
         key = normalize_key(name, options)
         instrument(operation, key, { amount: amount }) do
           if @l2
@@ -39,12 +42,17 @@ module SyncedMemoryStore
         end
       end
 
-      # Adds +delta+ to the entry under +key+, keeping its expiry and version;
-      # nil (and nothing written) when there is no live entry.
+      # Adds +delta+ to the entry under +key+, keeping its expiry and version.
+      # With no live entry, creates one holding +delta+ (ActiveSupport 7.1+),
+      # or returns nil.
       def count_in_l1(key, version, delta, options)
         entry = read_entry(key, **options)
-        return if entry.nil? || entry.expired? || entry.mismatched?(version)
+        if entry.nil? || entry.expired? || entry.mismatched?(version)
+          return unless ActiveSupportVersions::COUNTERS_CREATE_MISSING
 
+          store_value(key, delta, version, expiry(options), options)
+          return delta
+        end
         number = entry.value.to_i + delta
         store_value(key, number, entry.version, entry.expires_at, options)
         number

@@ -17,7 +17,8 @@ module SyncedMemoryStore
 
       # The L1 key for a direct read, or nil when the call needs ActiveSupport's
       # general path: a key that is not a plain non-empty String, a version, a
-      # per-call or Proc namespace, race_condition_ttl, force.
+      # per-call or Proc namespace, race_condition_ttl, force, or a key longer
+      # than ActiveSupport 8.1's max_key_size (which normalize_key hashes).
       def direct_key(name, options)
         return unless name.instance_of?(String) && !name.empty? && !@entry_coder && name.encoding.equal?(UTF8)
         return if options && (options.key?(:namespace) || shapes_reads?(options))
@@ -25,7 +26,11 @@ module SyncedMemoryStore
         store_options = @options
         return if shapes_reads?(store_options)
 
-        namespace = store_options[:namespace]
+        key = namespaced(name, store_options[:namespace])
+        key unless key.nil? || (@max_key_size && key.bytesize > @max_key_size)
+      end
+
+      def namespaced(name, namespace)
         return name unless namespace
         return unless namespace.is_a?(String)
 

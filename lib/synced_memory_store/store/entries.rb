@@ -14,10 +14,6 @@ module SyncedMemoryStore
       # (RedisCacheStore and MemCacheStore pad their TTLs the same way).
       RACE_CONDITION_GRACE = 300.0
 
-      # ActiveSupport 6.1's Entry keeps its expiry relative to a creation stamp.
-      RELATIVE_EXPIRY = ActiveSupport.gem_version < Gem::Version.new("7.0")
-      private_constant :RELATIVE_EXPIRY
-
       private
 
       # The absolute expiry (seconds since the epoch, by Ruby's clock) for
@@ -49,7 +45,7 @@ module SyncedMemoryStore
       # absolute expiry and a fixed creation time themselves.)
       def build_entry(value, version, expires_at, compressed: false)
         entry = ActiveSupport::Cache::Entry.new(value, version: version, compress: compressed, compress_threshold: 0)
-        if RELATIVE_EXPIRY
+        if ActiveSupportVersions::RELATIVE_EXPIRY
           entry.instance_variable_set(:@created_at, expires_at || 0.0)
           entry.instance_variable_set(:@expires_in, expires_at ? 0.0 : nil)
         elsif expires_at
@@ -63,7 +59,7 @@ module SyncedMemoryStore
       # serializer, which reads the L2's options itself.
       def l2_entry(entry)
         l2_options = @l2.store.options
-        return entry unless l2_options[:compress] && ActiveSupport.gem_version < Gem::Version.new("7.0")
+        return entry unless l2_options[:compress] && ActiveSupportVersions::RELATIVE_EXPIRY
 
         l2 = ActiveSupport::Cache::Entry.new(
           entry.value, version: entry.version, compress: true,
@@ -71,6 +67,18 @@ module SyncedMemoryStore
         )
         l2.expires_at = entry.expires_at if entry.expires_at
         l2
+      end
+
+      # The bytes the store's coder makes of +entry+: compressed by the coder
+      # itself when the store (or the call) asks for compression and the coder
+      # can (ActiveSupport 7.0+ coders answer dump_compressed), as
+      # ActiveSupport's serialize_entry does.
+      def dump_entry(entry, options)
+        if options[:compress] && @entry_coder.respond_to?(:dump_compressed)
+          @entry_coder.dump_compressed(entry, options[:compress_threshold] || DEFAULT_COMPRESS_THRESHOLD)
+        else
+          @entry_coder.dump(entry)
+        end
       end
 
       # The Entry for what the native node returned for +key+ (see

@@ -8,11 +8,10 @@ module SyncedMemoryStore
       # Removes expired entries from L1, and from L2 where the L2 supports it.
       # Returns how many L1 entries were removed.
       def cleanup(_options = nil)
-        instrument(:cleanup, { size: @node.stats[:l1_entries] }) do
-          removed = @node.purge_expired(Time.now.to_f)
-          @l2&.cleanup
-          removed
-        end
+        size = @node.stats[:l1_entries]
+        return _instrument(:cleanup, size: size) { purge } if ActiveSupportVersions::KEYLESS_INSTRUMENT
+
+        instrument(:cleanup, { size: size }) { purge }
       end
 
       # Deletes everything, from L2 too (for a RedisCacheStore without a
@@ -54,6 +53,12 @@ module SyncedMemoryStore
       end
 
       private
+
+      def purge
+        removed = @node.purge_expired(Time.now.to_f)
+        @l2&.cleanup
+        removed
+      end
 
       # Other processes match a glob natively; a Regexp they cannot run without
       # Ruby, so it makes them drop everything (they refill from L2).

@@ -44,11 +44,20 @@ module SyncedMemoryStore
         secret.is_a?(Array) ? secret.map(&:to_s) : secret.to_s
       end
 
-      def coder_option(coder)
-        return if coder.nil?
-        return coder if coder.respond_to?(:dump) && coder.respond_to?(:load)
+      # The coder L1 and the bus use for whole entries, or nil for the native
+      # encoding: +coder:+ as given (nil: native), or the coder ActiveSupport
+      # 7.1+ built from +serializer:+ and +compressor:+.
+      def entry_coder(options)
+        if options.key?(:coder)
+          coder = options[:coder]
+          return if coder.nil?
+          return coder if coder.respond_to?(:dump) && coder.respond_to?(:load)
 
-        raise ConfigurationError, "coder: must respond to dump and load (got #{coder.inspect})"
+          raise ConfigurationError, "coder: must respond to dump and load (got #{coder.inspect})"
+        end
+        return unless ActiveSupportVersions::SERIALIZER_OPTIONS
+
+        @coder if options.key?(:serializer) || options.key?(:compressor)
       end
 
       # Adds +force_miss+ (force) and, on ActiveSupport < 7.1, +expires_at+

@@ -36,7 +36,7 @@ module SyncedMemoryStore
         attributes = { ticket: ticket, version: entry.version, expires_at: entry.expires_at,
                        keep_for: keep_for(entry.expires_at, options) }
         if @entry_coder
-          @node.fill_coded(key, @entry_coder.dump(entry), **attributes)
+          @node.fill_coded(key, dump_entry(entry, options), **attributes)
         else
           @node.fill(key, entry.value, compress_threshold: compress_threshold(options), **attributes)
         end
