@@ -17,16 +17,16 @@ class Convergence
     end
   end
 
-  # A comparison: the divergences, how many (process, key) pairs it
-  # compared, and how many of those L1 answered (the pairs where a stale
-  # value could have shown).
-  Check = Struct.new(:divergences, :compared, :l1_hits) do
+  # A comparison (+label+ says when it was made): the divergences, how many
+  # (process, key) pairs it compared, and how many of those L1 answered (the
+  # pairs where a stale value could have shown).
+  Check = Struct.new(:label, :divergences, :compared, :l1_hits) do
     def keys
       divergences.map(&:key).uniq
     end
 
     def to_s
-      "#{compared} reads compared (#{l1_hits} answered by L1): #{keys.size} divergent keys"
+      "reads compared: #{compared} (#{l1_hits} answered by L1), divergent keys: #{keys.size}"
     end
   end
 
@@ -45,7 +45,7 @@ class Convergence
   # Compares every live process's reads with L2. L2 is read before and
   # after the processes: if it changed meanwhile, something still writes,
   # and the comparison would mean nothing.
-  def check(peers)
+  def check(peers, label:)
     before = l2_values
     observed = observe(peers)
     after = l2_values
@@ -53,7 +53,7 @@ class Convergence
 
     divergences = observed.flat_map { |peer, reads| divergences_of(peer, reads, after) }
     hits = observed.values.sum { |reads| reads.count { |_, (l1, _)| l1.first == :hit } }
-    Check.new(divergences, observed.values.sum(&:size), hits)
+    Check.new(label, divergences, observed.values.sum(&:size), hits)
   end
 
   private

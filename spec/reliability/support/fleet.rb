@@ -22,8 +22,6 @@ class Fleet
   WITHIN = 40
 
   attr_reader :peers, :events, :operations, :errors, :faults, :retired_stats, :unexpected, :anomalies, :final
-  # The round under way (0, 1, …): it seeds the workloads started.
-  attr_accessor :round
 
   def initialize(settings, fixtures:, store_options:)
     @settings = settings
@@ -39,7 +37,8 @@ class Fleet
     @unexpected = []
     @anomalies = []
     @final = {}
-    @round = 0
+    # How many times the workloads were started: it seeds them.
+    @runs = 0
   end
 
   # Starts +count+ processes at once and waits until each store is
@@ -52,8 +51,9 @@ class Fleet
     @peers.concat(fresh)
   end
 
-  # Starts every live process's workload (and its L2 faults) for #round.
+  # Starts every live process's workload (and its L2 faults).
   def start_workloads
+    @runs += 1
     @peers.each { |peer| start_workload(peer) }
   end
 
@@ -108,23 +108,23 @@ class Fleet
     "p#{@started += 1}".tap { @events.add(:started) }
   end
 
-  # Each process rolls its own dice, from the soak's seed, the process's
-  # number and the round: its workload one per thread, its faults one per
-  # store it opens.
+  # Each process rolls its own dice, from the soak's seed and the process's
+  # number: its workload's from the workloads' start too (one per thread),
+  # its faults' from the stores it opens.
   def seed_of(peer)
-    (@settings.seed * 1_000_000) + (Integer(peer.name.delete_prefix("p")) * 1000)
+    (@settings.seed * 1_000_000_000) + (Integer(peer.name.delete_prefix("p")) * 1_000_000)
   end
 
   def store_options(peer)
     options = @store_options.dup
     kind, cache = options.fetch(:cache)
-    options[:cache] = [kind, cache.merge(fault_seed: seed_of(peer) + 900)]
+    options[:cache] = [kind, cache.merge(fault_seed: seed_of(peer) + 500_000)]
     options
   end
 
   def start_workload(peer)
     peer.soak_start(keys: @settings.keys, counters: @settings.counters, threads: @settings.threads,
-                    seed: seed_of(peer) + (@round * 10), tag: peer.name, pause: @settings.pause,
+                    seed: seed_of(peer) + (@runs * 10), tag: peer.name, pause: @settings.pause,
                     silent: @settings.silent, weights: @settings.weights)
   end
 

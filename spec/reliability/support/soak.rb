@@ -8,8 +8,7 @@ require_relative "convergence"
 require_relative "soak_report"
 
 # One run of the fault-injection soak (spec/reliability/fault_injection_soak_spec.rb),
-# in rounds of about SoakSettings#round_seconds of chaos each, so that a long
-# run checks many times. Each round:
+# in rounds of about SoakSettings#round_seconds of chaos each. Each round:
 #
 # 1. chaos: the Fleet's processes run their workloads against a faulty L2
 #    while BusChaos kills and freezes the bus and ProcessChaos closes, ends
@@ -25,7 +24,11 @@ require_relative "soak_report"
 #    every other) every live process's reads must equal L2. This check is
 #    made while L1s still hold what the workload left in them: one made only
 #    after waiting out l1_expires_in would find every L1 empty, and could
-#    not fail.
+#    not fail;
+# 4. the workloads start again, with their faults but no other chaos, and
+#    stop for another check, SoakSettings#checks_per_round times in all,
+#    SoakSettings#check_interval apart. A stale value shows only if the
+#    race that made it came just before a stop, so the soak stops often.
 #
 # After the last round, once l1_expires_in + health_timeout have passed
 # since the writers stopped, the check is made again (polling, with a
@@ -49,7 +52,7 @@ class Soak
   def run
     started = monotonic
     start_fleet
-    checks = Array.new(@settings.rounds) { |round| run_round(round) }
+    checks = Array.new(@settings.rounds) { |round| run_round(round + 1) }.flatten
     @fleet.close_books
     late = timed(:bounds) { check_after_bounds }
     @timings[:wall] = monotonic - started
@@ -70,14 +73,24 @@ class Soak
     timed(:start) { @fleet.start(@settings.processes) }
   end
 
-  # One round (see the class documentation); returns its check.
+  # One round (see the class documentation); returns its checks.
   def run_round(round)
-    @fleet.round = round
     @fleet.start_workloads
     timed(:chaos) { chaos(@settings.seconds.fdiv(@settings.rounds)) }
     timed(:calm) { calm }
+    Array.new(@settings.checks_per_round) do |index|
+      if index.positive?
+        @fleet.start_workloads
+        # Work between two checks: a duration, not a wait for anything.
+        timed(:between_checks) { sleep @settings.check_interval }
+      end
+      check("round #{round} check #{index + 1}")
+    end
+  end
+
+  def check(label)
     timed(:quiesce) { stop_and_quiesce }
-    timed(:check) { @convergence.check(@fleet.peers) }
+    timed(:check) { @convergence.check(@fleet.peers, label: label) }
   end
 
   def store_options(l2_server)
@@ -132,7 +145,7 @@ class Soak
     sleep(bound - monotonic) if bound > monotonic
     deadline = monotonic + 2
     loop do
-      check = @convergence.check(@fleet.peers)
+      check = @convergence.check(@fleet.peers, label: "after the bounds")
       return check if check.divergences.empty? || monotonic > deadline
 
       sleep 0.1

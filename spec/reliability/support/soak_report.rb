@@ -22,26 +22,32 @@ class SoakReport
 
   private
 
+  # One line per round, then the sums, then the check after the bounds.
   def checks
-    checks = @result.checks
-    [*checks.each_with_index.map { |check, round| "round #{round + 1} check when the writers stopped: #{check}" },
-     "all rounds: #{checks.sum(&:compared)} reads compared (#{checks.sum(&:l1_hits)} answered by L1): " \
-     "#{checks.flat_map(&:keys).uniq.size} divergent keys",
+    by_round = @result.checks.group_by { |check| check.label[/\Around \d+/] }.map do |round, checks|
+      "#{round}, checks when the writers stopped: #{summary(checks)}"
+    end
+    [*by_round, "all rounds: #{summary(@result.checks)}",
      "check after waiting out l1_expires_in + health_timeout: #{@result.late_check}"]
   end
 
-  # A divergence still there after the bounds is listed again, last.
+  def summary(checks)
+    "checks: #{checks.size}, reads compared: #{checks.sum(&:compared)} (#{checks.sum(&:l1_hits)} answered by L1), " \
+      "divergent keys: #{checks.flat_map(&:keys).uniq.size}"
+  end
+
+  # Divergences that outlive the bounds come again, last ("after the bounds").
   def divergences
-    by_round = @result.checks.each_with_index.flat_map do |check, round|
-      check.divergences.map { |divergence| "  round #{round + 1}: #{divergence}" }
+    (@result.checks + [@result.late_check]).flat_map do |check|
+      check.divergences.map { |divergence| "  #{check.label}: #{divergence}" }
     end
-    by_round + @result.late_check.divergences.map { |divergence| "  after the bounds: #{divergence}" }
   end
 
   def timings
     t = @result.timings
-    format("wall %<wall>.1f s (start %<start>.1f, chaos %<chaos>.1f, calm %<calm>.1f, stop and quiesce " \
-           "%<quiesce>.1f, checks %<check>.1f, bounds %<bounds>.1f)", **t)
+    format("wall %<wall>.1f s (start %<start>.1f, chaos %<chaos>.1f, calm %<calm>.1f, work between checks " \
+           "%<between_checks>.1f, stop and quiesce %<quiesce>.1f, checks %<check>.1f, bounds %<bounds>.1f)",
+           **t, between_checks: t[:between_checks])
   end
 
   def processes

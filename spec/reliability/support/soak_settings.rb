@@ -4,7 +4,7 @@
 # run's defaults. Each can be set from the environment:
 #
 #   SOAK_SECONDS=900      seconds of chaos (default 60: the quick run of the suite),
-#                         in rounds of about 20 s, each ending with a check
+#                         in rounds of about 20 s, each followed by 4 checks
 #   SOAK_SEED=1234        seed of every random choice (printed by each run)
 #   SOAK_PROCESSES=4      peer processes kept alive
 #   SOAK_THREADS=3        workload threads in each
@@ -15,7 +15,7 @@
 # process is killed and when in the sequence), not their timing: the
 # interleavings still vary from run to run.
 SoakSettings = Struct.new(
-  :seconds, :round_seconds, :seed, :processes, :threads, :keys, :counters,
+  :seconds, :round_seconds, :checks_per_round, :check_interval, :seed, :processes, :threads, :keys, :counters,
   :l1_expires_in, :health_interval, :health_timeout, :reconnect_max,
   :faults, :weights, :pause, :silent,
   :bus_chaos, :bus_gap, :bus_down,
@@ -24,7 +24,10 @@ SoakSettings = Struct.new(
 ) do
   def self.defaults
     {
-      seconds: 60, round_seconds: 20, seed: Random.new_seed % 1_000_000, processes: 4, threads: 3,
+      seconds: 60, seed: Random.new_seed % 1_000_000, processes: 4, threads: 3,
+      # Chaos in rounds of about round_seconds, each followed by
+      # checks_per_round checks, check_interval seconds of work apart.
+      round_seconds: 20, checks_per_round: 4, check_interval: 1.0,
       keys: Array.new(20) { |i| "k#{i}" }, counters: Array.new(4) { |i| "n#{i}" },
       # The bound for what no node can detect (a process killed between its
       # L2 write and its publish), and fast detection of bus outages.
@@ -62,14 +65,14 @@ SoakSettings = Struct.new(
 
   # What the seed and the environment chose, in one line.
   def summary
-    "SOAK_SEED=#{seed} SOAK_SECONDS=#{seconds} (#{rounds} rounds): #{processes} processes x #{threads} threads, " \
+    "SOAK_SEED=#{seed} SOAK_SECONDS=#{seconds} (rounds: #{rounds}): #{processes} processes x #{threads} threads, " \
       "#{keys.size} keys + #{counters.size} counters, l1_expires_in #{l1_expires_in} s, health " \
       "#{health_interval}/#{health_timeout} s, L2 faults #{faults.map { |k, v| "#{k}=#{v}" }.join(",")}" \
       "#{", silent writes #{silent}" if silent.positive?}" \
       "#{", bus chaos off" unless bus_chaos}#{", process chaos off" unless process_chaos}"
   end
 
-  # How many rounds (see Soak) the chaos is cut into: one check each.
+  # How many rounds (see Soak) the chaos is cut into.
   def rounds
     [(seconds / round_seconds).round, 1].max
   end

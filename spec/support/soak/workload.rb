@@ -31,7 +31,8 @@ class SoakWorkload
   # enough (about one a second between them) for L1s to hold something
   # when the soak looks.
   WEIGHTS = {
-    read: 2600, read_counter: 500, read_multi: 700, fetch: 900, write: 1500, write_counter: 300, write_multi: 600,
+    read: 2600, read_counter: 400, read_multi: 600, read_multi_counters: 150, fetch: 800, fetch_multi: 300,
+    write: 1400, write_unless_exist: 150, write_counter: 300, write_multi: 600,
     delete: 600, delete_multi: 300, delete_matched: 250, increment: 500, decrement: 150, clear: 1
   }.freeze
 
@@ -130,8 +131,10 @@ class SoakWorkload
     when :read then store.read(@keys.sample(random: rng))
     when :read_counter then store.read(@counters.sample(random: rng), raw: true)
     when :read_multi then store.read_multi(*@keys.sample(3, random: rng))
+    when :read_multi_counters then store.read_multi(*@counters.sample(2, random: rng), raw: true)
     when :fetch then fetch(store, rng, label)
-    when :write, :write_counter then write(store, operation, rng, label)
+    when :fetch_multi then store.fetch_multi(*@keys.sample(rng.rand(2..3), random: rng)) { value(rng, label) }
+    when :write, :write_unless_exist, :write_counter then write(store, operation, rng, label)
     when :write_multi then write_multi(store, rng, label)
     else change(store, operation, rng)
     end
@@ -143,7 +146,7 @@ class SoakWorkload
   end
 
   def write(store, operation, rng, label)
-    options = operation == :write_counter ? { raw: true } : {}
+    options = { write_counter: { raw: true }, write_unless_exist: { unless_exist: true } }.fetch(operation, {})
     if @silent.positive? && rng.rand < @silent
       options[:silent] = true
       @operations.add(:silent_write)
