@@ -50,8 +50,8 @@ RSpec.describe "Reliability: a fault-injection soak", :soak do
     only_reads_and_writes = SoakWorkload::WEIGHTS.to_h { |operation, _| [operation, 0] }
                                                  .merge(read: 2600, write: 1500)
     settings = SoakSettings.build(env: ENV.to_h.slice("SOAK_SEED"), seconds: 4, checks_per_round: 1, processes: 3,
-                                  silent: 0.5,
-                                  weights: only_reads_and_writes, bus_chaos: false, process_chaos: false,
+                                  silent: 0.5, weights: only_reads_and_writes,
+                                  bus_chaos: false, process_chaos: false,
                                   faults: { before: 0.0, after: 0.0, stall: 0.0 })
     result = Soak.new(settings, fixtures: self).run
     report(result)

@@ -65,9 +65,10 @@ SoakSettings = Struct.new(
 
   # What the seed and the environment chose, in one line.
   def summary
-    "SOAK_SEED=#{seed} SOAK_SECONDS=#{seconds} (rounds: #{rounds}): #{processes} processes x #{threads} threads, " \
-      "#{keys.size} keys + #{counters.size} counters, l1_expires_in #{l1_expires_in} s, health " \
-      "#{health_interval}/#{health_timeout} s, L2 faults #{faults.map { |k, v| "#{k}=#{v}" }.join(",")}" \
+    "SOAK_SEED=#{seed} SOAK_SECONDS=#{format("%g", seconds)} (rounds: #{rounds}): " \
+      "#{processes} processes x #{threads} threads, #{keys.size} keys + #{counters.size} counters, " \
+      "l1_expires_in #{l1_expires_in} s, health #{health_interval}/#{health_timeout} s, " \
+      "L2 faults #{faults.map { |name, odds| "#{name}=#{odds}" }.join(",")}" \
       "#{", silent writes #{silent}" if silent.positive?}" \
       "#{", bus chaos off" unless bus_chaos}#{", process chaos off" unless process_chaos}"
   end
