@@ -41,7 +41,8 @@ class Peer
   COMMANDS = %i[
     open_store l1_read l2_read l2_write node_id now sms_threads write_series timed_write start_reader
     reader_progress stop_reader read_async write_async await_async gate_reads gate_writes await_gated
-    release_gate peak_rss random_ops rss write_many flood read_latency
+    release_gate peak_rss random_ops rss write_many flood read_latency soak_start soak_tally soak_stop
+    soak_reopen soak_observe
   ].freeze
 
   # A process being started, until #connect.
@@ -222,6 +223,26 @@ class Peer
   # Whether the process still runs (a peer that exited on its own is reaped).
   def alive?
     !@killed && Peer.alive?(pid, child: @child)
+  end
+
+  # Asks the process to exit (SIGTERM, by pid: Ruby runs its at_exit hooks,
+  # which settle every open store) and waits up to +timeout+ seconds for it
+  # to end; SIGKILLs it if it has not. Returns whether it ended by itself.
+  def terminate(timeout = 10)
+    return false if @killed
+
+    Process.kill(:TERM, pid)
+    deadline = monotonic + timeout
+    sleep 0.01 while (running = Peer.alive?(pid, child: @child)) && monotonic < deadline
+    if running
+      kill
+      return false
+    end
+
+    # Reaped: its pid may belong to another process by now, so no more signals.
+    @killed = true
+    @socket.close unless @socket.closed?
+    true
   end
 
   def log_tail(lines = 40)

@@ -16,6 +16,8 @@ require "socket"
 require "synced_memory_store"
 require "active_support/cache/redis_cache_store"
 require_relative "peer_wire"
+require_relative "soak/faulty_redis_cache_store"
+require_relative "soak/workload"
 
 $stdout.sync = true
 $stderr.sync = true
@@ -217,8 +219,12 @@ class PeerProcess
   def initialize(socket, stores = {})
     @socket = socket
     @stores = stores
+    @store_options = {}
     @readers = {}
     @async = nil
+    @workload = nil
+    # Faults injected by every FaultyRedisCacheStore this process opens.
+    @fault_tally = Tally.new
   end
 
   def serve
@@ -252,16 +258,30 @@ class PeerProcess
 
   # Opens a store under +name+; returns how long the constructor took (seconds).
   # cache: [:gated_redis_cache_store, { url:, namespace: }] makes a
-  # GatedRedisCacheStore L2; any other cache: is given to the store as is.
+  # GatedRedisCacheStore L2, and [:faulty_redis_cache_store, { url:,
+  # namespace:, faults:, fault_seed: }] a FaultyRedisCacheStore (its faults
+  # counted in this process's fault tally); any other cache: is given to the
+  # store as is.
   def command_open_store(name, options)
+    @store_options[name] = options
     options = options.dup
     cache = options[:cache]
     if cache.is_a?(Array) && cache.first == :gated_redis_cache_store
       options[:cache] = GatedRedisCacheStore.new(**cache.last)
+    elsif cache.is_a?(Array) && cache.first == :faulty_redis_cache_store
+      options[:cache] = faulty_redis_cache_store(cache.last)
     end
     started = monotonic
     @stores[name] = SyncedMemoryStore::Store.new(options)
     monotonic - started
+  end
+
+  # A new FaultyRedisCacheStore; each one (a store reopened, say) rolls its
+  # own dice, derived from +fault_seed+.
+  def faulty_redis_cache_store(options)
+    @faulty_opened = (@faulty_opened || 0) + 1
+    seed = options.fetch(:fault_seed, 0) + @faulty_opened
+    FaultyRedisCacheStore.new(**options, fault_seed: seed, fault_tally: @fault_tally)
   end
 
   def command_store(method, args, options)
@@ -456,6 +476,63 @@ class PeerProcess
     when :clear then cache.clear
     end
     operation
+  end
+
+  # --- the soak (spec/reliability) -----------------------------------------------
+
+  # Starts the SoakWorkload (created on the first call, with +options+; see
+  # there) on this store with +threads+ threads from +seed+, and turns the
+  # L2's faults on; returns once its threads run. The threads look the store
+  # up by name before each operation, so they go on with the store
+  # #command_soak_reopen opens.
+  def command_soak_start(threads:, seed:, **options)
+    name = @store_name
+    @workload ||= SoakWorkload.new(store: -> { @stores.fetch(name) }, **options)
+    faulty_l2&.faults_on = true
+    @workload.start(threads: threads, seed: seed)
+    true
+  end
+
+  # What the workload and the L2 faults did so far, since the process
+  # started, and the store's stats: { operations:, errors:, unexpected:
+  # (errors neither injected nor from a closed store), faults:, stats: }.
+  def command_soak_tally
+    raise ArgumentError, "no soak workload was started" unless @workload
+
+    { operations: @workload.operations.to_h, errors: @workload.errors.to_h, unexpected: @workload.unexpected,
+      faults: @fault_tally.to_h, stats: store.stats }
+  end
+
+  # Stops the workload, then the L2's faults; returns #command_soak_tally.
+  def command_soak_stop
+    raise ArgumentError, "no soak workload was started" unless @workload
+
+    @workload.stop
+    faulty_l2&.faults_on = false
+    command_soak_tally
+  end
+
+  # Closes this store, as an application shutting one down would (workload
+  # threads still calling it get ClosedError), and opens a fresh one with
+  # the same options under the same name. Returns the closed store's stats.
+  def command_soak_reopen(timeout: 5)
+    closing = store
+    stats = closing.stats
+    closing.close(timeout)
+    command_open_store(@store_name, @store_options.fetch(@store_name))
+    stats
+  end
+
+  # { key => [what L1 holds (as #command_l1_read), what #read returns] } for
+  # each of +keys+, reading the ones in +raw_keys+ with raw: true.
+  def command_soak_observe(keys, raw_keys)
+    keys.to_h { |key| [key, [command_l1_read(key), store.read(key, raw: raw_keys.include?(key))]] }
+  end
+
+  # This store's L2 if it is a FaultyRedisCacheStore.
+  def faulty_l2
+    l2 = store.instance_variable_get(:@l2)&.store
+    l2 if l2.is_a?(FaultyRedisCacheStore)
   end
 
   # --- bulk work and measurements (for bench/) -----------------------------------
