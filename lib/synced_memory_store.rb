@@ -5,9 +5,11 @@ require "active_support/cache"
 
 require_relative "synced_memory_store/version"
 require_relative "synced_memory_store/errors"
-# The native core: built by extconf.rb (gem install) or bin/setup (checkout).
+# The native core: in a checkout, built by bin/compile for this Ruby's ABI version (builds for
+# several Rubies live side by side); in an installed gem, built by extconf.rb into the gem's
+# extension directory.
 begin
-  require_relative "synced_memory_store/synced_memory_store"
+  require_relative "synced_memory_store/#{RbConfig::CONFIG["ruby_version"]}/synced_memory_store"
 rescue LoadError
   require "synced_memory_store/synced_memory_store"
 end

@@ -33,22 +33,22 @@ RSpec.shared_examples "an ActiveSupport cache store: fetch" do
 
     context "when the key is missing" do
       it "calls the block with the name exactly as it was passed" do
-        expect { |block| cache.fetch("key", &block) }.to yield_with_args("key")
-        expect { |block| cache.fetch(:symbol_key, &block) }.to yield_with_args(:symbol_key)
+        expect { |block| cache.fetch("key", &block) }.to yield_with_args("key", *fetch_block_extras)
+        expect { |block| cache.fetch(:symbol_key, &block) }.to yield_with_args(:symbol_key, *fetch_block_extras)
       end
 
       it "calls the block with the un-namespaced name in a namespaced store" do
         store = store_factory.call(namespace: "ns")
 
-        expect { |block| store.fetch("key", &block) }.to yield_with_args("key")
+        expect { |block| store.fetch("key", &block) }.to yield_with_args("key", *fetch_block_extras)
       end
 
       it "calls the block with the key object when the name is an object" do
         model = CacheStoreContract::KeyedModel.new("model/1", "Title")
 
-        expect(cache.fetch(model, &:title)).to eq("Title")
+        expect(cache.fetch(model) { |name, *| name.title }).to eq("Title")
         expect { |block| cache.fetch(CacheStoreContract::KeyedModel.new("model/2"), &block) }
-          .to yield_with_args(CacheStoreContract::KeyedModel.new("model/2"))
+          .to yield_with_args(CacheStoreContract::KeyedModel.new("model/2"), *fetch_block_extras)
       end
 
       it "returns the block's value and writes it to the cache" do
