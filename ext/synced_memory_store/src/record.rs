@@ -51,10 +51,10 @@ pub struct Record {
     /// Absolute expiry in seconds since the Unix epoch; `None` never expires.
     pub expires_at: Option<f64>,
     /// The entry's normalized version (ActiveSupport's `version:`), if any.
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "received_bytes::option")]
     pub version: Option<Box<[u8]>>,
     /// The encoded value.
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "received_bytes")]
     pub payload: Box<[u8]>,
 }
 
@@ -112,6 +112,49 @@ impl Record {
             inflate(&self.payload, max_bytes).map(std::borrow::Cow::Owned)
         } else {
             Ok(std::borrow::Cow::Borrowed(&self.payload))
+        }
+    }
+}
+
+/// serde `with` modules for the byte strings of bus messages: written as
+/// `serde_bytes` writes them, and read by borrowing from the message, so that
+/// a length the message declares is checked against the bytes it holds before
+/// anything is allocated. (Reading through `serde_bytes` asks the decoder for
+/// an owned buffer, which bincode allocates at the declared length, up to its
+/// limit, before it finds the bytes missing: a 15-byte message could claim
+/// 64 MiB.) Only decoders that can lend bytes avoid the allocation; the bus
+/// decodes from a slice.
+pub(crate) mod received_bytes {
+    use std::borrow::Cow;
+
+    use serde::Deserializer;
+    pub(crate) use serde_bytes::serialize;
+
+    /// A byte string, copied out of the message.
+    pub(crate) fn deserialize<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: From<Vec<u8>>,
+    {
+        let bytes: Cow<'de, [u8]> = serde_bytes::deserialize(deserializer)?;
+        Ok(bytes.into_owned().into())
+    }
+
+    /// For an optional byte string.
+    pub(crate) mod option {
+        use std::borrow::Cow;
+
+        use serde::Deserializer;
+        pub(crate) use serde_bytes::serialize;
+
+        /// An optional byte string, copied out of the message.
+        pub(crate) fn deserialize<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+        where
+            D: Deserializer<'de>,
+            T: From<Vec<u8>>,
+        {
+            let bytes: Option<Cow<'de, [u8]>> = serde_bytes::deserialize(deserializer)?;
+            Ok(bytes.map(|bytes| bytes.into_owned().into()))
         }
     }
 }

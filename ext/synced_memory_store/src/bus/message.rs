@@ -30,10 +30,11 @@
 //! the message's own (bounded) size.
 
 use hmac::{Hmac, Mac};
+use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::record::Record;
+use crate::record::{received_bytes, Record};
 
 /// The format this version writes (unless told otherwise, for upgrade tests).
 pub(crate) const FORMAT: u8 = 2;
@@ -51,21 +52,21 @@ pub(crate) enum Op {
     /// `key` now holds `record` (a write shipped by value); receivers keep it in
     /// memory for `keep_for` seconds (None: until evicted for space).
     Put {
-        #[serde(with = "serde_bytes")]
+        #[serde(with = "received_bytes")]
         key: Vec<u8>,
         record: Record,
         keep_for: Option<f64>,
     },
     /// `key` changed or was deleted; drop it (peers refill from L2).
     Invalidate {
-        #[serde(with = "serde_bytes")]
+        #[serde(with = "received_bytes")]
         key: Vec<u8>,
     },
     /// Drop every entry (a clear, or the sender may have lost track of changes).
     Clear,
     /// Drop every key matching a Redis-style glob (`delete_matched`).
     DeleteMatched {
-        #[serde(with = "serde_bytes")]
+        #[serde(with = "received_bytes")]
         glob: Vec<u8>,
     },
     /// Changes nothing; its echo tells the sender which of its earlier changes
@@ -91,6 +92,7 @@ pub(crate) struct Batch {
     /// clock (0 in format 1, which did not say).
     pub(crate) sent_at: u64,
     /// The changes, in the sender's order.
+    #[serde(deserialize_with = "received_changes")]
     pub(crate) changes: Vec<Change>,
 }
 
@@ -98,7 +100,34 @@ pub(crate) struct Batch {
 #[derive(Serialize, Deserialize)]
 struct BatchV1 {
     sender: u64,
+    #[serde(deserialize_with = "received_changes")]
     changes: Vec<Change>,
+}
+
+/// Reads a batch's changes one by one. The count the message declares does
+/// not reserve memory: serde would reserve up to 1 MiB for it whatever the
+/// message's size, while changes read one by one are each backed by bytes
+/// received.
+fn received_changes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Change>, D::Error> {
+    struct Changes;
+
+    impl<'de> Visitor<'de> for Changes {
+        type Value = Vec<Change>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("a sequence of changes")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Change>, A::Error> {
+            let mut changes = Vec::new();
+            while let Some(change) = seq.next_element()? {
+                changes.push(change);
+            }
+            Ok(changes)
+        }
+    }
+
+    deserializer.deserialize_seq(Changes)
 }
 
 /// Why bytes from the bus were not applied.
@@ -343,6 +372,7 @@ const DECODE_LIMIT: usize = 80 * 1024 * 1024;
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::fuzz::largest_allocation;
     use crate::record::Kind;
 
     pub(crate) fn sample() -> Batch {
@@ -499,5 +529,38 @@ pub(crate) mod tests {
         bytes.truncate(HEADER_LEN + 2);
         bytes.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
         assert_eq!(wire.decode(&bytes), Err(Rejection::Malformed));
+    }
+
+    /// The most a payload of `len` bytes may make decoding ask for at once:
+    /// every byte string is copied from the payload, and the changes vector
+    /// grows as changes are read (each takes at least two bytes), never by a
+    /// count the payload declares.
+    fn allocation_bound(len: usize) -> usize {
+        len.max(4) * std::mem::size_of::<Change>()
+    }
+
+    #[test]
+    fn forged_lengths_ask_for_no_memory_beyond_the_message() {
+        let wire = Wire::plain("c");
+        let header = [&MAGIC[..], &[FORMAT, 0]].concat();
+        // sender 0, sent_at 0, one change: seq 0, Invalidate of a key said to
+        // be 64 MiB long (within DECODE_LIMIT), and no key bytes.
+        let long_key = [
+            &header[..],
+            &[0, 0, 1, 0, 1, 0xfc],
+            &(64u32 << 20).to_le_bytes(),
+        ]
+        .concat();
+        // sender 0, sent_at 0, and 2^32 changes said to follow.
+        let many_changes = [&header[..], &[0, 0, 0xfd], &(1u64 << 32).to_le_bytes()].concat();
+        for bytes in [long_key, many_changes] {
+            let (verdict, largest) = largest_allocation(|| wire.decode(&bytes));
+            assert_eq!(verdict, Err(Rejection::Malformed));
+            assert!(
+                largest <= allocation_bound(bytes.len()),
+                "{} bytes made decoding ask for {largest} bytes at once",
+                bytes.len()
+            );
+        }
     }
 }
