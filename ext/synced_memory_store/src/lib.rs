@@ -12,6 +12,8 @@ pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod error;
 pub(crate) mod fork;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod glob;
 pub mod l1;
 pub(crate) mod node;

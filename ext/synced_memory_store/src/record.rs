@@ -51,10 +51,10 @@ pub struct Record {
     /// Absolute expiry in seconds since the Unix epoch; `None` never expires.
     pub expires_at: Option<f64>,
     /// The entry's normalized version (ActiveSupport's `version:`), if any.
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "received_bytes::option")]
     pub version: Option<Box<[u8]>>,
     /// The encoded value.
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "received_bytes")]
     pub payload: Box<[u8]>,
 }
 
@@ -116,6 +116,49 @@ impl Record {
     }
 }
 
+/// serde `with` modules for the byte strings of bus messages: written as
+/// `serde_bytes` writes them, and read by borrowing from the message, so that
+/// a length the message declares is checked against the bytes it holds before
+/// anything is allocated. (Reading through `serde_bytes` asks the decoder for
+/// an owned buffer, which bincode allocates at the declared length, up to its
+/// limit, before it finds the bytes missing: a 15-byte message could claim
+/// 64 MiB.) Only decoders that can lend bytes avoid the allocation; the bus
+/// decodes from a slice.
+pub(crate) mod received_bytes {
+    use std::borrow::Cow;
+
+    use serde::Deserializer;
+    pub(crate) use serde_bytes::serialize;
+
+    /// A byte string, copied out of the message.
+    pub(crate) fn deserialize<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: From<Vec<u8>>,
+    {
+        let bytes: Cow<'de, [u8]> = serde_bytes::deserialize(deserializer)?;
+        Ok(bytes.into_owned().into())
+    }
+
+    /// For an optional byte string.
+    pub(crate) mod option {
+        use std::borrow::Cow;
+
+        use serde::Deserializer;
+        pub(crate) use serde_bytes::serialize;
+
+        /// An optional byte string, copied out of the message.
+        pub(crate) fn deserialize<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+        where
+            D: Deserializer<'de>,
+            T: From<Vec<u8>>,
+        {
+            let bytes: Option<Cow<'de, [u8]>> = serde_bytes::deserialize(deserializer)?;
+            Ok(bytes.map(|bytes| bytes.into_owned().into()))
+        }
+    }
+}
+
 /// Compresses `bytes` when they are at least `threshold` long and compression makes
 /// them smaller, as ActiveSupport's Entry does. Returns `None` when the bytes should
 /// stay as they are.
@@ -148,8 +191,13 @@ pub fn inflate(bytes: &[u8], max_bytes: usize) -> std::io::Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::fuzz::{self, apply, edits, largest_allocation, Tally};
 
     #[test]
     fn compression_round_trips_and_only_when_it_pays() {
@@ -226,5 +274,214 @@ mod tests {
         let mut record = Record::new(Kind::Utf8, deflate_if_smaller(&bytes, 1).unwrap());
         record.compressed = true;
         assert_eq!(&*record.plain_payload(bytes.len()).unwrap(), &bytes[..]);
+    }
+
+    // Properties over random and mutated input (see `crate::fuzz`).
+
+    const KINDS: [Kind; 11] = [
+        Kind::Nil,
+        Kind::True,
+        Kind::False,
+        Kind::Int,
+        Kind::Float,
+        Kind::Utf8,
+        Kind::Binary,
+        Kind::Ascii,
+        Kind::Marshal,
+        Kind::Coded,
+        Kind::Tree,
+    ];
+
+    /// Bytes that compress well: a short pattern repeated, with a few changes.
+    fn compressible(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop::collection::vec(any::<u8>(), 1..16),
+            0..max,
+            prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        )
+            .prop_map(|(pattern, len, changes)| {
+                let mut bytes: Vec<u8> = pattern.iter().copied().cycle().take(len).collect();
+                for (at, byte) in changes {
+                    if !bytes.is_empty() {
+                        let at = at % bytes.len();
+                        bytes[at] = byte;
+                    }
+                }
+                bytes
+            })
+    }
+
+    fn deflated(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(bytes).expect("writes to a Vec");
+        encoder.finish().expect("writes to a Vec")
+    }
+
+    /// Payloads a record may carry: random bytes, what each kind expects
+    /// (none, eight bytes, a tree), and deflated bytes, whole or damaged.
+    fn payloads() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..48),
+            Just(Vec::new()),
+            prop::collection::vec(any::<u8>(), 8..=8),
+            crate::tree::tests::elements().prop_map(|element| element.payload()),
+            compressible(4096).prop_map(|bytes| deflated(&bytes)),
+            (compressible(4096), edits())
+                .prop_map(|(bytes, edits)| apply(&deflated(&bytes), &edits)),
+        ]
+    }
+
+    /// Records of every kind, compressed or not, with any expiry (NaN and the
+    /// infinities included) and version.
+    pub(crate) fn records() -> impl Strategy<Value = Record> {
+        (
+            prop::sample::select(KINDS.to_vec()),
+            any::<bool>(),
+            proptest::option::of(any::<f64>()),
+            proptest::option::of(prop::collection::vec(any::<u8>(), 0..8)),
+            payloads(),
+        )
+            .prop_map(|(kind, compressed, expires_at, version, payload)| Record {
+                kind,
+                compressed,
+                expires_at,
+                version: version.map(Into::into),
+                payload: payload.into(),
+            })
+    }
+
+    /// What inflating may ask for at once, whatever the payload claims: the
+    /// output grows to `max_bytes + 1` at most (by doubling), plus the
+    /// decoder's own state (a 32 KiB window, buffers).
+    fn inflation_bound(max_bytes: usize) -> usize {
+        2 * (max_bytes + 1) + 128 * 1024
+    }
+
+    #[test]
+    fn records_from_the_bus_are_checked_without_panicking() {
+        const NAME: &str = "records_from_the_bus_are_checked_without_panicking";
+        static ACCEPTED: Tally = Tally::new();
+        static REFUSED: Tally = Tally::new();
+        fuzz::check(
+            NAME,
+            (records(), prop_oneof![0..64usize, 0..8192usize]),
+            |(record, max_bytes)| {
+                let (checked, largest) = largest_allocation(|| record.check(max_bytes));
+                prop_assert!(
+                    largest <= inflation_bound(max_bytes),
+                    "asked for {largest} bytes"
+                );
+                // The rule, stated once more: inflates within the limit, and
+                // the kind's shape.
+                let expected = match record.plain_payload(max_bytes) {
+                    Err(_) => false,
+                    Ok(payload) => {
+                        prop_assert!(!record.compressed || payload.len() <= max_bytes);
+                        match record.kind {
+                            Kind::Nil | Kind::True | Kind::False => payload.is_empty(),
+                            Kind::Int | Kind::Float => payload.len() == 8,
+                            Kind::Tree => crate::tree::validate(&payload).is_ok(),
+                            _ => true,
+                        }
+                    }
+                };
+                prop_assert_eq!(checked.is_ok(), expected, "{:?}", checked);
+                ACCEPTED.count(checked.is_ok());
+                REFUSED.count(checked.is_err());
+                Ok(())
+            },
+        );
+        ACCEPTED.at_least(0.2, NAME, "were accepted");
+        REFUSED.at_least(0.2, NAME, "were refused");
+    }
+
+    /// Deflated bytes that claim a thousand times what they weigh (computed
+    /// once): zeros, a two-byte pattern, and a kilobyte of noise repeated.
+    fn bombs() -> &'static [(usize, Vec<u8>)] {
+        static BOMBS: OnceLock<Vec<(usize, Vec<u8>)>> = OnceLock::new();
+        BOMBS.get_or_init(|| {
+            let noise: Vec<u8> = (0..1024u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+                .collect();
+            [
+                vec![0u8; 1 << 20],
+                b"ab".repeat(1 << 19),
+                noise.repeat(1 << 10),
+            ]
+            .iter()
+            .map(|plain| (plain.len(), deflated(plain)))
+            .collect()
+        })
+    }
+
+    #[test]
+    fn compressed_payloads_never_inflate_past_the_limit() {
+        const NAME: &str = "compressed_payloads_never_inflate_past_the_limit";
+        static WHOLE: Tally = Tally::new();
+        // Limits mostly far below what the bomb claims, some around it (the
+        // bomb inflates whole or not at all); bombs whole or damaged.
+        let limits = prop_oneof![
+            6 => 0..4096usize,
+            3 => 0..128usize << 10,
+            1 => (-1..=1isize).prop_map(|off| (1usize << 20).saturating_add_signed(off)),
+        ];
+        fuzz::check(
+            NAME,
+            (any::<usize>(), limits, proptest::option::of(edits())),
+            |(pick, max_bytes, edits)| {
+                let (plain_len, bomb) = &bombs()[pick % bombs().len()];
+                let payload = match &edits {
+                    Some(edits) => apply(bomb, edits),
+                    None => bomb.clone(),
+                };
+                let (inflated, largest) = largest_allocation(|| inflate(&payload, max_bytes));
+                prop_assert!(
+                    largest <= inflation_bound(max_bytes),
+                    "inflating to at most {max_bytes} asked for {largest} bytes"
+                );
+                match inflated {
+                    Ok(plain) => {
+                        prop_assert!(plain.len() <= max_bytes);
+                        if edits.is_none() {
+                            prop_assert_eq!(plain.len(), *plain_len);
+                        }
+                        WHOLE.count(plain.len() == *plain_len);
+                    }
+                    Err(_) => prop_assert!(edits.is_some() || *plain_len > max_bytes),
+                }
+                Ok(())
+            },
+        );
+        WHOLE.at_least(0.01, NAME, "inflated whole");
+    }
+
+    #[test]
+    fn deflate_and_inflate_round_trip() {
+        fuzz::check(
+            "deflate_and_inflate_round_trip",
+            (
+                prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..512),
+                    compressible(16 << 10)
+                ],
+                0..2048usize,
+            ),
+            |(bytes, threshold)| {
+                match deflate_if_smaller(&bytes, threshold) {
+                    Some(packed) => {
+                        prop_assert!(!bytes.is_empty() && bytes.len() >= threshold);
+                        prop_assert!(packed.len() < bytes.len());
+                        prop_assert_eq!(&inflate(&packed, bytes.len()).unwrap(), &bytes);
+                        prop_assert!(inflate(&packed, bytes.len() - 1).is_err());
+                    }
+                    None => prop_assert!(
+                        bytes.is_empty()
+                            || bytes.len() < threshold
+                            || deflated(&bytes).len() >= bytes.len()
+                    ),
+                }
+                Ok(())
+            },
+        );
     }
 }

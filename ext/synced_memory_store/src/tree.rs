@@ -241,8 +241,11 @@ fn skip(reader: &mut Reader<'_>, depth: usize) -> Result<(), Corrupt> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::fuzz::{self, apply, edits, telling_byte, Tally};
 
     #[test]
     fn varints_round_trip_across_the_range() {
@@ -304,5 +307,289 @@ mod tests {
             .chain([NIL])
             .collect();
         assert_eq!(validate(&deep), Err(Corrupt("nested too deeply")));
+    }
+
+    // Properties over random and mutated input (see `crate::fuzz`).
+
+    /// A value as the format holds it, to write with [`Writer`] and compare
+    /// with what a reader gets back.
+    #[derive(Clone, Debug, PartialEq)]
+    pub(crate) enum Element {
+        Constant(u8),
+        Int(i64),
+        /// Bits, so that NaNs compare.
+        Float(u64),
+        /// A String (by encoding) or a Symbol.
+        Bytes(u8, Vec<u8>),
+        Array(Vec<Element>),
+        Hash(Vec<(Element, Element)>),
+        TimeUtc(i64, u32),
+        TimeFixed(i64, u32, i64),
+        TimeLocal(i64, u32, i64, Vec<u8>, Vec<u8>),
+    }
+
+    impl Element {
+        pub(crate) fn write(&self, w: &mut Writer) {
+            match self {
+                Element::Constant(tag) => w.tag(*tag),
+                Element::Int(value) => {
+                    w.tag(INT);
+                    w.signed(*value);
+                }
+                Element::Float(bits) => {
+                    w.tag(FLOAT);
+                    w.float(f64::from_bits(*bits));
+                }
+                Element::Bytes(tag, bytes) => {
+                    w.tag(*tag);
+                    w.bytes(bytes);
+                }
+                Element::Array(items) => {
+                    w.tag(ARRAY);
+                    w.varint(items.len() as u64);
+                    items.iter().for_each(|item| item.write(w));
+                }
+                Element::Hash(pairs) => {
+                    w.tag(HASH);
+                    w.varint(pairs.len() as u64);
+                    for (key, item) in pairs {
+                        key.write(w);
+                        item.write(w);
+                    }
+                }
+                Element::TimeUtc(seconds, nanos) => {
+                    w.tag(TIME_UTC);
+                    w.signed(*seconds);
+                    w.varint(u64::from(*nanos));
+                }
+                Element::TimeFixed(seconds, nanos, offset) => {
+                    w.tag(TIME_FIXED);
+                    w.signed(*seconds);
+                    w.varint(u64::from(*nanos));
+                    w.signed(*offset);
+                }
+                Element::TimeLocal(seconds, nanos, offset, zone, marshal) => {
+                    w.tag(TIME_LOCAL);
+                    w.signed(*seconds);
+                    w.varint(u64::from(*nanos));
+                    w.signed(*offset);
+                    w.bytes(zone);
+                    w.bytes(marshal);
+                }
+            }
+        }
+
+        pub(crate) fn payload(&self) -> Vec<u8> {
+            let mut writer = Writer::default();
+            self.write(&mut writer);
+            writer.bytes
+        }
+
+        /// How deep a reader goes: the depth of the deepest element below
+        /// this one (an empty container holds none).
+        fn depth(&self) -> usize {
+            let deepest =
+                |depths: &mut dyn Iterator<Item = usize>| depths.max().map_or(0, |d| d + 1);
+            match self {
+                Element::Array(items) => deepest(&mut items.iter().map(Element::depth)),
+                Element::Hash(pairs) => deepest(
+                    &mut pairs
+                        .iter()
+                        .flat_map(|(key, item)| [key.depth(), item.depth()]),
+                ),
+                _ => 0,
+            }
+        }
+    }
+
+    /// Reads an element the way the binding layer does (`ruby/tree.rs`), into
+    /// an [`Element`] instead of a Ruby object.
+    fn read(reader: &mut Reader<'_>, depth: usize) -> Result<Element, Corrupt> {
+        if depth > MAX_DEPTH {
+            return Err(Corrupt("nested too deeply"));
+        }
+        Ok(match reader.tag()? {
+            tag @ (NIL | TRUE | FALSE) => Element::Constant(tag),
+            INT => Element::Int(reader.signed()?),
+            FLOAT => Element::Float(reader.float()?.to_bits()),
+            tag @ (UTF8 | BINARY | ASCII | SYMBOL) => Element::Bytes(tag, reader.bytes()?.to_vec()),
+            ARRAY => {
+                let count = reader.count()?;
+                Element::Array(
+                    (0..count)
+                        .map(|_| read(reader, depth + 1))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            HASH => {
+                let count = reader.count()?;
+                Element::Hash(
+                    (0..count)
+                        .map(|_| Ok((read(reader, depth + 1)?, read(reader, depth + 1)?)))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            TIME_UTC => Element::TimeUtc(reader.signed()?, reader.nanoseconds()?),
+            TIME_FIXED => {
+                Element::TimeFixed(reader.signed()?, reader.nanoseconds()?, reader.signed()?)
+            }
+            TIME_LOCAL => Element::TimeLocal(
+                reader.signed()?,
+                reader.nanoseconds()?,
+                reader.signed()?,
+                reader.bytes()?.to_vec(),
+                reader.bytes()?.to_vec(),
+            ),
+            _ => return Err(Corrupt("unknown tag")),
+        })
+    }
+
+    /// The element in `bytes`, which must hold nothing else.
+    fn read_all(bytes: &[u8]) -> Result<Element, Corrupt> {
+        let mut reader = Reader::new(bytes);
+        let element = read(&mut reader, 0)?;
+        if reader.is_empty() {
+            Ok(element)
+        } else {
+            Err(Corrupt("trailing bytes"))
+        }
+    }
+
+    fn leaves() -> impl Strategy<Value = Element> {
+        let bytes = || prop::collection::vec(any::<u8>(), 0..12);
+        let nanos = || prop_oneof![0..1_000_000_000u32, Just(999_999_999)];
+        prop_oneof![
+            prop::sample::select(vec![NIL, TRUE, FALSE]).prop_map(Element::Constant),
+            any::<i64>().prop_map(Element::Int),
+            any::<f64>().prop_map(|value| Element::Float(value.to_bits())),
+            (
+                prop::sample::select(vec![UTF8, BINARY, ASCII, SYMBOL]),
+                bytes()
+            )
+                .prop_map(|(tag, bytes)| Element::Bytes(tag, bytes)),
+            (any::<i64>(), nanos()).prop_map(|(s, n)| Element::TimeUtc(s, n)),
+            (any::<i64>(), nanos(), any::<i64>()).prop_map(|(s, n, o)| Element::TimeFixed(s, n, o)),
+            (any::<i64>(), nanos(), any::<i64>(), bytes(), bytes())
+                .prop_map(|(s, n, o, zone, marshal)| Element::TimeLocal(s, n, o, zone, marshal)),
+        ]
+    }
+
+    /// Nested values of every kind, and chains nested around the depth limit.
+    pub(crate) fn elements() -> impl Strategy<Value = Element> {
+        let nested = leaves().prop_recursive(6, 48, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Element::Array),
+                prop::collection::vec((inner.clone(), inner), 0..4).prop_map(Element::Hash),
+            ]
+        });
+        let chain = (leaves(), MAX_DEPTH - 3..MAX_DEPTH + 3, any::<u64>()).prop_map(
+            |(leaf, links, hashes)| {
+                (0..links).fold(leaf, |inner, link| {
+                    if hashes >> (link % 64) & 1 == 1 {
+                        Element::Hash(vec![(Element::Constant(NIL), inner)])
+                    } else {
+                        Element::Array(vec![inner])
+                    }
+                })
+            },
+        );
+        prop_oneof![4 => nested, 1 => chain]
+    }
+
+    /// Nesting far past the limit: a validator without one would overflow
+    /// the test thread's stack.
+    fn deep_payloads() -> impl Strategy<Value = Vec<u8>> {
+        (MAX_DEPTH..100_000usize, any::<bool>()).prop_map(|(links, hash)| {
+            let link: &[u8] = if hash { &[HASH, 1, NIL] } else { &[ARRAY, 1] };
+            let mut bytes = link.repeat(links);
+            bytes.push(NIL);
+            bytes
+        })
+    }
+
+    /// Bytes made of pieces of elements, each well-formed on its own
+    /// (containers without their elements), and of stray bytes: some of them
+    /// add up to one element.
+    fn pieces() -> impl Strategy<Value = Vec<u8>> {
+        let small = || 0..0x80u8;
+        let piece = prop_oneof![
+            prop::sample::select(vec![NIL, TRUE, FALSE]).prop_map(|tag| vec![tag]),
+            small().prop_map(|value| vec![INT, value]),
+            any::<u64>().prop_map(|bits| [&[FLOAT][..], &bits.to_le_bytes()].concat()),
+            (
+                prop::sample::select(vec![UTF8, BINARY, ASCII, SYMBOL]),
+                0..3u8
+            )
+                .prop_map(|(tag, len)| [vec![tag, len], vec![b'x'; usize::from(len)]].concat()),
+            (prop::sample::select(vec![ARRAY, HASH]), 0..3u8).prop_map(|(tag, n)| vec![tag, n]),
+            (small(), small()).prop_map(|(seconds, nanos)| vec![TIME_UTC, seconds, nanos]),
+            telling_byte().prop_map(|byte| vec![byte]),
+        ];
+        prop::collection::vec(piece, 1..8).prop_map(|pieces| pieces.concat())
+    }
+
+    /// Validation must agree with reading: a payload it lets through is one
+    /// the binding layer can rebuild, all of it.
+    fn validates_only_if_it_reads(bytes: &[u8], valid: &Tally) -> Result<(), TestCaseError> {
+        let validated = validate(bytes);
+        let read = read_all(bytes);
+        prop_assert_eq!(
+            validated.is_ok(),
+            read.is_ok(),
+            "validated {:?}, read {:?}",
+            validated,
+            read
+        );
+        valid.count(validated.is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn arbitrary_tree_payloads_are_validated_without_panicking() {
+        const NAME: &str = "arbitrary_tree_payloads_are_validated_without_panicking";
+        static VALID: Tally = Tally::new();
+        fuzz::check(
+            NAME,
+            prop_oneof![
+                4 => prop::collection::vec(any::<u8>(), 0..64),
+                8 => pieces(),
+                1 => deep_payloads(),
+            ],
+            |bytes| validates_only_if_it_reads(&bytes, &VALID),
+        );
+        VALID.at_least(0.05, NAME, "were valid");
+    }
+
+    #[test]
+    fn written_trees_validate_and_read_back() {
+        const NAME: &str = "written_trees_validate_and_read_back";
+        static TOO_DEEP: Tally = Tally::new();
+        fuzz::check(NAME, elements(), |element| {
+            let bytes = element.payload();
+            TOO_DEEP.count(element.depth() > MAX_DEPTH);
+            if element.depth() <= MAX_DEPTH {
+                prop_assert_eq!(validate(&bytes), Ok(()));
+                prop_assert_eq!(read_all(&bytes), Ok(element));
+            } else {
+                prop_assert_eq!(validate(&bytes), Err(Corrupt("nested too deeply")));
+            }
+            Ok(())
+        });
+        TOO_DEEP.at_least(0.03, NAME, "were nested too deeply");
+    }
+
+    #[test]
+    fn mutated_tree_payloads_validate_only_if_they_read() {
+        const NAME: &str = "mutated_tree_payloads_validate_only_if_they_read";
+        static VALID: Tally = Tally::new();
+        fuzz::check(
+            NAME,
+            (
+                prop_oneof![9 => elements().prop_map(|e| e.payload()), 1 => deep_payloads()],
+                edits(),
+            ),
+            |(bytes, edits)| validates_only_if_it_reads(&apply(&bytes, &edits), &VALID),
+        );
+        VALID.at_least(0.05, NAME, "were still valid");
     }
 }

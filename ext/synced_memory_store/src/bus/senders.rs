@@ -155,7 +155,10 @@ impl Senders {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::fuzz::{self, Tally};
 
     #[test]
     fn a_sender_must_move_forward() {
@@ -210,5 +213,198 @@ mod tests {
             let _ = senders.admit(sender, 1, 1, 1_000 + sender);
         }
         assert!(senders.len() <= 100);
+    }
+
+    // Properties over random and mutated input (see `crate::fuzz`).
+
+    /// The last sequence number admitted from each sender, never forgotten.
+    #[derive(Default)]
+    struct Model(HashMap<u64, u64>);
+
+    impl Model {
+        fn is_replay(&self, sender: u64, first: u64) -> bool {
+            self.0.get(&sender).is_some_and(|&last| first <= last)
+        }
+
+        fn admitted(&mut self, sender: u64, last: u64) {
+            self.0.insert(sender, last);
+        }
+    }
+
+    #[test]
+    fn senders_agree_with_a_replay_model_while_nothing_is_forgotten() {
+        // Any messages from eight senders, any times (0: format 1), no
+        // subscription: nothing is forgotten and no floor rises, so the
+        // sequence alone decides.
+        const NAME: &str = "senders_agree_with_a_replay_model_while_nothing_is_forgotten";
+        static REFUSED: Tally = Tally::new();
+        let message = (
+            0..8u64,
+            0..40u64,
+            0..4u64,
+            prop_oneof![Just(0u64), any::<u64>()],
+        );
+        fuzz::check(
+            NAME,
+            (8..64usize, prop::collection::vec(message, 0..200)),
+            |(capacity, messages)| {
+                let mut senders = Senders::with_capacity(capacity);
+                let mut model = Model::default();
+                let mut refused = false;
+                for (sender, first, more, sent_at) in messages {
+                    let last = first + more;
+                    let expected = if model.is_replay(sender, first) {
+                        Err(Refusal::Replayed)
+                    } else {
+                        model.admitted(sender, last);
+                        Ok(())
+                    };
+                    prop_assert_eq!(senders.admit(sender, first, last, sent_at), expected);
+                    refused |= expected.is_err();
+                }
+                REFUSED.count(refused);
+                Ok(())
+            },
+        );
+        REFUSED.at_least(0.5, NAME, "had a replay refused");
+    }
+
+    #[derive(Clone, Debug)]
+    enum Event {
+        /// A sender publishes its next `changes` changes, `after` ms later.
+        Send {
+            sender: usize,
+            changes: u64,
+            after: u64,
+        },
+        /// Someone publishes a copy of an earlier message again.
+        Replay { pick: usize },
+        /// This node subscribes again, `after` ms later.
+        Subscribe { after: u64 },
+    }
+
+    fn events() -> impl Strategy<Value = Vec<Event>> {
+        let event = prop_oneof![
+            6 => (0..24usize, 1..4u64, 0..40u64)
+                .prop_map(|(sender, changes, after)| Event::Send { sender, changes, after }),
+            3 => any::<usize>().prop_map(|pick| Event::Replay { pick }),
+            1 => (0..5000u64).prop_map(|after| Event::Subscribe { after }),
+        ];
+        prop::collection::vec(event, 0..300)
+    }
+
+    #[test]
+    fn senders_never_admit_a_replay_of_an_honest_sender() {
+        // Honest senders number their changes in order and stamp them with a
+        // clock that never goes back (each off this node's by up to 3 s);
+        // some write format 1 (no time). Anyone may publish copies of earlier
+        // messages. Few senders are remembered, so most are forgotten again
+        // and again. Refusing a genuine message is safe (it counts as
+        // missed); admitting a copy of a format-2 message whose changes were
+        // already applied is not. Format-1 copies may be admitted once their
+        // sender is forgotten: they carry only invalidations.
+        const NAME: &str = "senders_never_admit_a_replay_of_an_honest_sender";
+        static ADMITTED: Tally = Tally::new();
+        static REFUSED: Tally = Tally::new();
+        let pool = (
+            prop::collection::vec(-3000..3000i64, 24),
+            prop::collection::vec(prop::bool::weighted(0.2), 24),
+        );
+        fuzz::check(
+            NAME,
+            (1..12usize, pool, events()),
+            |(capacity, (skews, format_1), events)| {
+                let mut senders = Senders::with_capacity(capacity);
+                let mut model = Model::default();
+                let mut now: u64 = 1_700_000_000_000;
+                let mut next_seq = [1u64; 24];
+                let mut published: Vec<(u64, u64, u64, u64)> = Vec::new();
+                let (mut admitted, mut refused) = (false, false);
+                for event in events {
+                    let message = match event {
+                        Event::Send {
+                            sender,
+                            changes,
+                            after,
+                        } => {
+                            now += after;
+                            let first = next_seq[sender];
+                            next_seq[sender] += changes;
+                            let sent_at = if format_1[sender] {
+                                0
+                            } else {
+                                now.saturating_add_signed(skews[sender])
+                            };
+                            let message = (sender as u64, first, first + changes - 1, sent_at);
+                            published.push(message);
+                            message
+                        }
+                        Event::Replay { pick } if !published.is_empty() => {
+                            published[pick % published.len()]
+                        }
+                        Event::Replay { .. } => continue,
+                        Event::Subscribe { after } => {
+                            now += after;
+                            senders.subscribed(now);
+                            continue;
+                        }
+                    };
+                    let (sender, first, last, sent_at) = message;
+                    let replay = model.is_replay(sender, first);
+                    match senders.admit(sender, first, last, sent_at) {
+                        Ok(()) => {
+                            prop_assert!(
+                                !replay || sent_at == 0,
+                                "admitted {message:?} after seq {:?}",
+                                model.0.get(&sender)
+                            );
+                            model.admitted(
+                                sender,
+                                last.max(model.0.get(&sender).copied().unwrap_or(0)),
+                            );
+                            admitted |= !replay;
+                        }
+                        Err(_) => refused |= replay,
+                    }
+                    prop_assert!(senders.len() <= capacity);
+                }
+                ADMITTED.count(admitted);
+                REFUSED.count(refused);
+                Ok(())
+            },
+        );
+        ADMITTED.at_least(0.5, NAME, "had genuine messages admitted");
+        REFUSED.at_least(0.5, NAME, "had copies refused");
+    }
+
+    #[test]
+    fn senders_stay_bounded_and_remember_the_latest_under_floods() {
+        // A flood of newcomers, each sending after the last: every one is
+        // welcome (it is after the horizon), the one just admitted is
+        // remembered, and memory never passes the capacity.
+        fuzz::check(
+            "senders_stay_bounded_and_remember_the_latest_under_floods",
+            (
+                1..300usize,
+                0..3000usize,
+                prop::collection::vec(1..1000u64, 1..8),
+            ),
+            |(capacity, flood, steps)| {
+                let mut senders = Senders::with_capacity(capacity);
+                let mut sent_at = 1_700_000_000_000;
+                for sender in 0..flood as u64 {
+                    sent_at += steps[sender as usize % steps.len()];
+                    prop_assert_eq!(
+                        senders.admit(sender, 1, 1, sent_at),
+                        Ok(()),
+                        "newcomer {}",
+                        sender
+                    );
+                    prop_assert!(senders.len() <= capacity);
+                    prop_assert_eq!(senders.admit(sender, 1, 1, sent_at), Err(Refusal::Replayed));
+                }
+                Ok(())
+            },
+        );
     }
 }
