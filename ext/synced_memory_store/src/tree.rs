@@ -205,8 +205,13 @@ fn skip(reader: &mut Reader<'_>, depth: usize) -> Result<(), Corrupt> {
         FLOAT => {
             reader.float()?;
         }
-        UTF8 | BINARY | ASCII | SYMBOL => {
+        UTF8 | BINARY | ASCII => {
             reader.bytes()?;
+        }
+        // A Symbol's name is UTF-8, as the binding layer writes it and
+        // insists on reading it.
+        SYMBOL => {
+            std::str::from_utf8(reader.bytes()?).map_err(|_| Corrupt("symbol name not UTF-8"))?;
         }
         ARRAY => {
             for _ in 0..reader.count()? {
@@ -246,6 +251,15 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::fuzz::{self, apply, edits, telling_byte, Tally};
+
+    #[test]
+    fn a_symbol_name_must_be_utf8_as_the_binding_layer_reads_it() {
+        assert!(validate(&[SYMBOL, 2, b'o', b'k']).is_ok());
+        assert_eq!(
+            validate(&[SYMBOL, 1, 0xff]),
+            Err(Corrupt("symbol name not UTF-8"))
+        );
+    }
 
     #[test]
     fn varints_round_trip_across_the_range() {
@@ -412,7 +426,12 @@ pub(crate) mod tests {
             tag @ (NIL | TRUE | FALSE) => Element::Constant(tag),
             INT => Element::Int(reader.signed()?),
             FLOAT => Element::Float(reader.float()?.to_bits()),
-            tag @ (UTF8 | BINARY | ASCII | SYMBOL) => Element::Bytes(tag, reader.bytes()?.to_vec()),
+            tag @ (UTF8 | BINARY | ASCII) => Element::Bytes(tag, reader.bytes()?.to_vec()),
+            SYMBOL => {
+                let name = reader.bytes()?;
+                std::str::from_utf8(name).map_err(|_| Corrupt("symbol name not UTF-8"))?;
+                Element::Bytes(SYMBOL, name.to_vec())
+            }
             ARRAY => {
                 let count = reader.count()?;
                 Element::Array(
@@ -462,11 +481,10 @@ pub(crate) mod tests {
             prop::sample::select(vec![NIL, TRUE, FALSE]).prop_map(Element::Constant),
             any::<i64>().prop_map(Element::Int),
             any::<f64>().prop_map(|value| Element::Float(value.to_bits())),
-            (
-                prop::sample::select(vec![UTF8, BINARY, ASCII, SYMBOL]),
-                bytes()
-            )
+            (prop::sample::select(vec![UTF8, BINARY, ASCII]), bytes())
                 .prop_map(|(tag, bytes)| Element::Bytes(tag, bytes)),
+            // A Symbol's name is UTF-8 (the binding layer writes it so).
+            "\\PC{0,8}".prop_map(|name: String| Element::Bytes(SYMBOL, name.into_bytes())),
             (any::<i64>(), nanos()).prop_map(|(s, n)| Element::TimeUtc(s, n)),
             (any::<i64>(), nanos(), any::<i64>()).prop_map(|(s, n, o)| Element::TimeFixed(s, n, o)),
             (any::<i64>(), nanos(), any::<i64>(), bytes(), bytes())

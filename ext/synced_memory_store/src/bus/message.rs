@@ -279,7 +279,8 @@ impl Wire {
             return Err(Rejection::TooLarge);
         }
         let format = bytes[MAGIC.len()];
-        if format != self.format && format.checked_add(1) != Some(self.format) {
+        // This format, or the one before it (format 1 is the first there was).
+        if format == 0 || (format != self.format && format.checked_add(1) != Some(self.format)) {
             return Err(Rejection::UnknownFormat);
         }
         let signed = bytes[MAGIC.len() + 1] & FLAG_SIGNED != 0;
@@ -521,6 +522,14 @@ pub(crate) mod tests {
             current.decode(&next.encode(&sample())),
             Err(Rejection::UnknownFormat)
         );
+        // Format 1 was the first: there is nothing before it to read.
+        let first = Wire {
+            format: 1,
+            ..Wire::plain("c")
+        };
+        let mut format_zero = first.encode(&sample());
+        format_zero[3] = 0;
+        assert_eq!(first.decode(&format_zero), Err(Rejection::UnknownFormat));
     }
 
     #[test]

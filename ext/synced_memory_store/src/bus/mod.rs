@@ -123,6 +123,15 @@ impl Bus {
         let (Some(first), Some(last)) = (batch.changes.first(), batch.changes.last()) else {
             return Err(Rejection::Malformed);
         };
+        // A sender numbers its changes in order; a batch that does not could
+        // make the sender's record go backwards.
+        if batch
+            .changes
+            .windows(2)
+            .any(|pair| pair[0].seq >= pair[1].seq)
+        {
+            return Err(Rejection::Malformed);
+        }
         self.senders
             .lock()
             .admit(batch.sender, first.seq, last.seq, batch.sent_at)
@@ -224,4 +233,67 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
         .name(name.into())
         .spawn(body)
         .expect("the OS can start a thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message::{Change, Op, Rejection};
+    use super::settings::{BusOptions, BusSettings};
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder {
+        applied: Mutex<Vec<Vec<u64>>>,
+        missed: Mutex<Vec<Rejection>>,
+    }
+
+    impl Member for Recorder {
+        fn apply(&self, batch: Batch) {
+            self.applied
+                .lock()
+                .push(batch.changes.iter().map(|change| change.seq).collect());
+        }
+        fn missed(&self, why: Rejection) {
+            self.missed.lock().push(why);
+        }
+        fn subscribed(&self) {}
+        fn unsubscribed(&self) {}
+        fn extend_trust(&self, _sent_at: u64) {}
+    }
+
+    fn batch(sender: u64, seqs: &[u64]) -> Batch {
+        Batch {
+            sender,
+            sent_at: crate::clock::unix_millis(),
+            changes: seqs
+                .iter()
+                .map(|&seq| Change {
+                    seq,
+                    op: Op::Invalidate { key: b"k".to_vec() },
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn batches_are_applied_once_in_sequence_and_out_of_order_ones_are_missed() {
+        let settings = BusSettings::new(&BusOptions {
+            channel: Some("c".into()),
+            ..Default::default()
+        })
+        .expect("valid settings");
+        let bus = Bus::new(settings, 1, Arc::new(Stats::default()));
+        let member = Recorder::default();
+        let deliver =
+            |seqs: &[u64]| bus.deliver(&bus.settings.wire.encode(&batch(7, seqs)), &member);
+
+        deliver(&[1, 2]);
+        deliver(&[2, 3]); // starts at a number already seen: a replay
+        deliver(&[5, 4]); // out of order: could lower the sender's record
+        deliver(&[3, 4]);
+
+        assert_eq!(*member.applied.lock(), vec![vec![1, 2], vec![3, 4]]);
+        assert_eq!(*member.missed.lock(), vec![Rejection::Malformed]);
+        assert_eq!(Stats::get(&bus.stats.rejected), 2);
+    }
 }
