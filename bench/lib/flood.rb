@@ -3,6 +3,8 @@
 require_relative "fixtures"
 require_relative "micro"
 require_relative "bus_recording"
+require_relative "flood/result"
+require_relative "flood/capacity"
 
 module Bench
   # Bus apply throughput, and what applying costs the Ruby threads of the
@@ -30,6 +32,9 @@ module Bench
   #   the backlog waits in Redis): capacity = changes / time from the start of
   #   the replay until the applier's stats[:applied] shows all of them (polled
   #   every millisecond).
+  #
+  # The capacity half is Flood::Capacity (flood/capacity.rb); the figures are
+  # a Flood::Result (flood/result.rb).
   class Flood
     KEYS = 10_000
     VALUE_BYTES = 32
@@ -39,27 +44,7 @@ module Bench
     RAMP = 0.5
     HOT_KEY = "hot"
 
-    Result = Struct.new(:window, :rounds, :flood_rate, :idle_rate, :reading_rate, :quiet, :flooded, :elsewhere,
-                        :caught_up,
-                        :applier_stats, :capacity, :backlog, :backlog_messages, :drain_seconds, :replay_seconds,
-                        :backlog_rejected, :flood_holds, :backlog_rate, :backlog_holds,
-                        keyword_init: true) do
-      # Relative increase of read latency (+figure+: :p50 or :p99) during the flood.
-      def slowdown(figure = :p50)
-        (flooded[figure] / quiet[figure]) - 1
-      end
-
-      # Relative decrease of reads per second during the flood, against no
-      # flood (or, with against: :elsewhere, against the flood on another
-      # channel: what applying it costs).
-      def read_rate_loss(against: :quiet)
-        1 - (rate(flooded) / rate(public_send(against)))
-      end
-
-      def rate(figures)
-        figures[:reads] / figures[:seconds]
-      end
-    end
+    include Capacity
 
     def initialize(fixtures, scale:)
       @fixtures = fixtures
@@ -68,6 +53,7 @@ module Bench
       @repetitions = scale < 0.1 ? 1 : REPETITIONS
     end
 
+    # Measures the live figures, then the capacity; returns a Result.
     def run
       @bus = @fixtures.redis
       @bus.command("CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 0 0")
@@ -121,47 +107,6 @@ module Bench
       return Timing.median(values) unless values.first.is_a?(Hash)
 
       values.first.keys.to_h { |name| [name, Timing.median(values.map { |value| value[name] })] }
-    end
-
-    def capacity
-      [@flooder, @applier].each(&:close)
-      @flooder.close(store: :elsewhere)
-      channel = @fixtures.channel("flood-backlog")
-      options = { name: :backlog, redis: @bus.url, channel: channel }
-      @fixtures.open_store(@flooder, **options)
-      flood = nil
-      recording = BusRecording.record(@bus.url, channel) do
-        flood = @flooder.flood(seconds: @backlog_seconds, keys: KEYS, value_bytes: VALUE_BYTES, store: :backlog,
-                               within: @backlog_seconds + 60)
-        @flooder.flush_sync(30, store: :backlog, within: 40)
-      end
-      raise "the flooder dropped changes" unless @flooder.stats(store: :backlog)[:dropped].zero?
-
-      @flooder.close(store: :backlog)
-      @fixtures.open_store(@applier, **options)
-      replay(recording, channel, flood[:changes]).merge(backlog_rate: flood[:changes] / flood[:seconds],
-                                                        backlog_holds: flood[:holds])
-    end
-
-    # Replays +recording+ to the applier REPETITIONS times; the figures of the
-    # capacity measurement (medians).
-    def replay(recording, channel, changes)
-      rounds = Array.new(@repetitions) { replay_round(recording, channel, changes) }
-      { capacity: Timing.median(rounds.map { |seconds, _| changes / seconds }), backlog: changes,
-        backlog_messages: recording.messages.size, drain_seconds: Timing.median(rounds.map(&:first)),
-        replay_seconds: Timing.median(rounds.map(&:last)),
-        backlog_rejected: @applier.stats(store: :backlog)[:rejected] }
-    end
-
-    # [seconds until the applier applied every change, seconds the replay took].
-    def replay_round(recording, channel, changes)
-      applied = @applier.stats(store: :backlog)[:applied]
-      started = Timing.now
-      replay_seconds = recording.replay(@bus.url, channel)
-      done = Fixtures.wait_until(60, poll: 0.001) { @applier.stats(store: :backlog)[:applied] - applied >= changes }
-      raise "the applier did not apply the #{changes} replayed changes within 60 s" unless done
-
-      [Timing.now - started, replay_seconds]
     end
 
     def read_latency(seconds)

@@ -2,6 +2,7 @@
 
 require_relative "timing"
 require_relative "fixtures"
+require_relative "propagation/series"
 
 module Bench
   # Propagation latency: how long after a write BEGAN in one process the new
@@ -12,68 +13,13 @@ module Bench
   # MemoryStore L2, so a value can only reach a reader over the bus. One reader
   # process, then READERS of them at once; each series REPETITIONS times. All
   # times are CLOCK_MONOTONIC, one clock for every process of the machine.
+  # What a configuration measured is a Propagation::Series (propagation/series.rb).
   class Propagation
     SLEEPY_INTERVAL = 0.0001
     READERS = 8
     WRITES = 1000
     WARM_UP = 20
     REPETITIONS = 3
-
-    # One configuration (reader processes, mode), measured REPETITIONS times.
-    # Each Run has +latencies+ pooled over the readers (seconds from the
-    # write's start to the end of the reader's first read returning the value);
-    # +missed+ (reader, value) pairs never seen, +missed_in_pause+ of those
-    # while a tight reader was itself paused (GC, descheduled); +read_periods+
-    # each reader's mean time from one read's start to the next's.
-    # +visible+ is the same measured to when the reader's bus thread applied the
-    # value (the store's stats[:last_applied_at], read as the value was first seen): when
-    # it became visible in that process's L1, however long the reader then took
-    # to look (never later than when it was seen).
-    # +write_calls+: how long each of the writer's write calls took (part of
-    # every latency); +after_return+: from the write call returning until
-    # visible, the bus's share.
-    Run = Struct.new(:latencies, :visible, :write_calls, :after_return, :missed, :missed_in_pause, :read_periods,
-                     :max_gap, keyword_init: true)
-
-    # Series#percentile's figures: the Run field each is taken from.
-    FIGURES = { seen: :latencies, visible: :visible, write_call: :write_calls, after_return: :after_return }.freeze
-
-    Series = Struct.new(:readers, :mode, :writes, :runs, keyword_init: true) do
-      # The median over the runs of each run's +fraction+ percentile, of the
-      # latencies to the reader's first look (+:seen+), to L1 (+:visible+),
-      # from the write returning to L1 (+:after_return+), or of the write
-      # calls (+:write_call+).
-      def percentile(fraction, of: :seen)
-        Timing.median(runs.map do |run|
-          values = run.public_send(FIGURES.fetch(of))
-          values.empty? ? Float::NAN : Timing.percentile(values, fraction)
-        end)
-      end
-
-      def max(of: :seen)
-        runs.flat_map(&FIGURES.fetch(of)).max || Float::NAN
-      end
-
-      def observations
-        writes * readers * runs.size
-      end
-
-      def missed
-        runs.sum(&:missed)
-      end
-
-      def missed_in_pause
-        runs.sum(&:missed_in_pause)
-      end
-
-      def read_period
-        Timing.median(runs.flat_map(&:read_periods))
-      end
-
-      def max_gap
-        runs.map(&:max_gap).max
-      end
-    end
 
     def initialize(fixtures, bus_url:, scale:)
       @fixtures = fixtures

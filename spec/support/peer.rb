@@ -1,9 +1,8 @@
 # frozen_string_literal: true
 
-require "io/wait"
 require "socket"
-require "rbconfig"
-require_relative "peer_wire"
+require_relative "peer/processes"
+require_relative "peer/requests"
 
 # Another Ruby process holding SyncedMemoryStore::Store objects, driven by the
 # test over a UNIX socket (spec/support/peer_process.rb is the program it runs).
@@ -18,6 +17,10 @@ require_relative "peer_wire"
 #
 # Exceptions raised in the peer are raised here with the same class when the
 # class exists here (SyncedMemoryStore::ClosedError …), else as RemoteError.
+#
+# This file holds what a test calls on a peer; Peer::Processes (peer/processes.rb)
+# starts, watches and kills the processes, and Peer::Requests (peer/requests.rb)
+# carries each request and its response.
 class Peer
   Error = Class.new(StandardError)
   TimeoutError = Class.new(Error)
@@ -45,90 +48,8 @@ class Peer
     soak_reopen soak_observe
   ].freeze
 
-  # A process being started, until #connect.
-  Launch = Struct.new(:name, :pid, :server, :socket_path, :log_path) do
-    def connect
-      Peer.new(Peer.accept(server, pid, child: true, log_path: log_path), name: name, pid: pid,
-                                                                          log_path: log_path, child: true)
-    rescue StandardError
-      Peer.kill_pid(pid, child: true)
-      raise
-    ensure
-      Peer.unlisten(server, socket_path)
-    end
-  end
-
-  class << self
-    # Starts a peer process; #connect on the result waits until it is ready.
-    def launch(name:, dir:)
-      socket_path = File.join(dir, "#{name}.sock")
-      log_path = File.join(dir, "#{name}.log")
-      server = UNIXServer.new(socket_path)
-      pid = Process.spawn(RbConfig.ruby, "-I", LIB, PROGRAM, socket_path,
-                          in: File::NULL, out: [log_path, "a"], err: %i[child out])
-      Launch.new(name, pid, server, socket_path, log_path)
-    end
-
-    # Waits for the process +pid+ to connect to +server+.
-    def accept(server, pid, child:, log_path:)
-      deadline = monotonic + START_TIMEOUT
-      loop do
-        socket = server.accept_nonblock(exception: false)
-        return socket unless socket == :wait_readable
-
-        unless alive?(pid, child: child)
-          raise Error, "peer process #{pid} exited before connecting; its log:\n#{tail(log_path)}"
-        end
-
-        left = deadline - monotonic
-        raise TimeoutError, "peer process #{pid} did not connect within #{START_TIMEOUT} s" if left <= 0
-
-        server.wait_readable([left, 0.05].min)
-      end
-    end
-
-    def unlisten(server, socket_path)
-      server.close
-      File.unlink(socket_path)
-    rescue SystemCallError
-      nil
-    end
-
-    def alive?(pid, child:)
-      if child
-        Process.waitpid(pid, Process::WNOHANG).nil?
-      else
-        Process.kill(0, pid)
-        true
-      end
-    rescue Errno::ECHILD, Errno::ESRCH
-      false
-    end
-
-    # SIGKILLs +pid+ and waits (boundedly) until it is gone.
-    def kill_pid(pid, child:)
-      Process.kill(:KILL, pid)
-      if child
-        Process.wait(pid)
-      else
-        # Not our child: its parent (or init) reaps it.
-        deadline = monotonic + 5
-        sleep 0.005 while alive?(pid, child: false) && monotonic < deadline
-      end
-    rescue Errno::ESRCH, Errno::ECHILD
-      nil
-    end
-
-    def monotonic
-      Process.clock_gettime(Process::CLOCK_MONOTONIC)
-    end
-
-    def tail(path, lines = 40)
-      return "(no log)" unless path && File.exist?(path)
-
-      File.readlines(path).last(lines).join
-    end
-  end
+  extend Processes
+  include Requests
 
   attr_reader :name, :pid, :log_path
 
@@ -144,40 +65,9 @@ class Peer
     @broken = nil
   end
 
+  # The peer's name and pid.
   def inspect
     "#<Peer #{name} pid=#{pid}>"
-  end
-
-  # Sends a request and waits up to +within+ seconds for its response.
-  def call(command, *args, store: :main, within: DEFAULT_WITHIN, **options)
-    call_async(command, *args, store: store, **options)
-    await(within)
-  end
-
-  # Sends a request without waiting; #await collects the response. One request
-  # at a time per peer.
-  def call_async(command, *args, store: :main, **options)
-    raise Error, "#{self}: unusable after #{@broken}" if @broken
-    raise Error, "#{self}: a request is already waiting for its response" if @awaiting
-
-    @awaiting = (@next_id += 1)
-    @socket.write(PeerWire.encode([@awaiting, command, args, options, store]))
-    self
-  rescue SystemCallError, IOError => e
-    broken!("#{e.class} sending #{command}")
-  end
-
-  # The response to the request sent by #call_async, waiting up to +within+ s.
-  def await(within = DEFAULT_WITHIN)
-    raise Error, "#{self}: nothing was asked" unless @awaiting
-
-    id, status, *rest = PeerWire.decode(read_line(monotonic + within))
-    raise Error, "#{self}: response #{id} to request #{@awaiting}" unless id == @awaiting
-
-    @awaiting = nil
-    return rest.first if status == :ok
-
-    raise remote_error(*rest)
   end
 
   STORE_METHODS.each do |method|
@@ -245,56 +135,17 @@ class Peer
     true
   end
 
+  # The last +lines+ lines of the process's log (its stdout and stderr).
   def log_tail(lines = 40)
     Peer.tail(log_path, lines)
   end
 
+  # "peer NAME (pid PID)", as error messages name the peer.
   def to_s
     "peer #{name} (pid #{pid})"
   end
 
   private
-
-  def read_line(deadline)
-    loop do
-      if (newline = @buffer.index("\n"))
-        return @buffer.slice!(0..newline)
-      end
-
-      left = deadline - monotonic
-      broken!("no response within the deadline") if left <= 0
-      next unless @socket.wait_readable(left)
-
-      chunk = @socket.read_nonblock(1 << 16, exception: false)
-      broken!("the process closed the connection (exited?)") if chunk.nil?
-      @buffer << chunk unless chunk == :wait_readable
-    end
-  rescue SystemCallError, IOError => e
-    broken!("#{e.class}: #{e.message}")
-  end
-
-  def broken!(why)
-    @broken = why
-    error = why.include?("deadline") ? TimeoutError : Error
-    raise error, "#{self}: #{why}; its log:\n#{log_tail}"
-  end
-
-  def remote_error(class_name, message, backtrace)
-    text = "#{message} (raised in #{self} as #{class_name})"
-    klass = begin
-      Object.const_get(class_name)
-    rescue NameError
-      nil
-    end
-    klass = RemoteError unless klass.is_a?(Class) && klass <= StandardError
-    error = begin
-      klass.new(text)
-    rescue StandardError
-      RemoteError.new(text)
-    end
-    error.set_backtrace(Array(backtrace) + caller)
-    error
-  end
 
   def monotonic
     Peer.monotonic

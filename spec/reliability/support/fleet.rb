@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "fleet/workloads"
+
 # The soak's peer processes (spec/reliability): starts them, each with one
 # store (a FaultyRedisCacheStore L2, the shared bus) and its SoakWorkload,
 # closes and reopens their stores, ends them (SIGTERM, so the stores settle
@@ -9,7 +11,8 @@
 # faults of every process (counted up to just before it ended); the stats of
 # every store that is gone; and anomalies (a process that died by itself,
 # a request that failed, an error the workload did not expect). Workloads
-# run in rounds (see Soak): #start_workloads, then #stop_workloads.
+# run in rounds (see Soak): #start_workloads, then #stop_workloads (both in
+# Fleet::Workloads, fleet/workloads.rb).
 #
 # +fixtures+ is the example (SyncHelpers): it spawns the processes and stops
 # them, by pid, after the example.
@@ -20,6 +23,8 @@ class Fleet
   # Longest a request to a peer may take: closing a store waits up to 5 s
   # for its changes to settle, more while the bus is down.
   WITHIN = 40
+
+  include Workloads
 
   attr_reader :peers, :events, :operations, :errors, :faults, :retired_stats, :unexpected, :anomalies, :final
 
@@ -51,12 +56,6 @@ class Fleet
     @peers.concat(fresh)
   end
 
-  # Starts every live process's workload (and its L2 faults).
-  def start_workloads
-    @runs += 1
-    @peers.each { |peer| start_workload(peer) }
-  end
-
   # Closes +peer+'s store while its workload runs and opens a fresh one.
   def reopen_store(peer)
     stats = peer.soak_reopen(timeout: 5, within: WITHIN)
@@ -82,13 +81,6 @@ class Fleet
       peer.kill
       @events.add(:killed)
     end
-  end
-
-  # Stops every workload (and with it the L2 faults) and keeps each live
-  # process's tally in #final.
-  def stop_workloads
-    @peers.each { |peer| peer.call_async(:soak_stop) }
-    @final = @peers.to_h { |peer| [peer, peer.await(WITHIN)] }
   end
 
   # Adds the live processes' counts (#final) to the books, once the last
@@ -120,12 +112,6 @@ class Fleet
     kind, cache = options.fetch(:cache)
     options[:cache] = [kind, cache.merge(fault_seed: seed_of(peer) + 500_000)]
     options
-  end
-
-  def start_workload(peer)
-    peer.soak_start(keys: @settings.keys, counters: @settings.counters, threads: @settings.threads,
-                    seed: seed_of(peer) + (@runs * 10), tag: peer.name, pause: @settings.pause,
-                    silent: @settings.silent, weights: @settings.weights)
   end
 
   # Takes +peer+'s tally, runs the block that ends it, and starts another.

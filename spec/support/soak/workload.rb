@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "tally"
+require_relative "workload/operations"
 
 # The soak's work in one peer process (spec/reliability): threads doing
 # random cache operations on a small key space shared with every other
@@ -24,9 +25,12 @@ require_relative "tally"
 # change is, by design, not told to the other processes, so any value above
 # 0 must make the soak's convergence check fail. It exists to prove that it
 # can (spec/reliability); the soak proper leaves it at 0.
+#
+# This file runs the threads and counts what they do; the operations
+# themselves are SoakWorkload::Operations (workload/operations.rb).
 class SoakWorkload
   # Relative weight of each operation. A clear empties every L1, and so does
-  # a delete_matched with a Regexp (REGEXP_SHARE of them) in every other
+  # a delete_matched with a Regexp (Operations::REGEXP_SHARE of them) in every other
   # process: at a few thousand operations a second, both are kept rare
   # enough (about one a second between them) for L1s to hold something
   # when the soak looks.
@@ -36,20 +40,10 @@ class SoakWorkload
     delete: 600, delete_multi: 300, delete_matched: 250, increment: 500, decrement: 150, clear: 1
   }.freeze
 
-  # Share of delete_matched calls given a Regexp rather than a glob.
-  REGEXP_SHARE = 0.02
-
-  # delete_matched patterns: globs over the plain keys "k0".."k19" and the
-  # counters "n0".."n3", and Regexps, which make every other process drop
-  # everything (they cannot run a Ruby Regexp natively).
-  GLOBS = ["k1*", "k[0-3]", "k?", "*1", "n*", "[kn]2*", "k1[5-9]", "*7", "k\\1", "?[0-9]"].freeze
-  REGEXPS = [/\Ak1[0-4]\z/, /3\z/, /\An[01]\z/].freeze
-
-  # Larger than the store's default broadcast_max_bytes (64 KiB).
-  BIG_VALUE_BYTES = 70 * 1024
-
   # How many unexpected errors are kept with their backtraces.
   UNEXPECTED_KEPT = 20
+
+  include Operations
 
   attr_reader :operations, :errors
 
@@ -123,70 +117,6 @@ class SoakWorkload
   def pick(rng)
     roll = rng.rand(@choices.last.first)
     @choices.find { |limit, _| roll < limit }.last
-  end
-
-  def perform(operation, rng, label)
-    store = @store.call
-    case operation
-    when :read then store.read(@keys.sample(random: rng))
-    when :read_counter then store.read(@counters.sample(random: rng), raw: true)
-    when :read_multi then store.read_multi(*@keys.sample(3, random: rng))
-    when :read_multi_counters then store.read_multi(*@counters.sample(2, random: rng), raw: true)
-    when :fetch then fetch(store, rng, label)
-    when :fetch_multi then store.fetch_multi(*@keys.sample(rng.rand(2..3), random: rng)) { value(rng, label) }
-    when :write, :write_unless_exist, :write_counter then write(store, operation, rng, label)
-    when :write_multi then write_multi(store, rng, label)
-    else change(store, operation, rng)
-    end
-  end
-
-  def fetch(store, rng, label)
-    options = rng.rand < 0.1 ? { force: true } : {}
-    store.fetch(@keys.sample(random: rng), options) { value(rng, label) }
-  end
-
-  def write(store, operation, rng, label)
-    options = { write_counter: { raw: true }, write_unless_exist: { unless_exist: true } }.fetch(operation, {})
-    if @silent.positive? && rng.rand < @silent
-      options[:silent] = true
-      @operations.add(:silent_write)
-    end
-    if operation == :write_counter
-      store.write(@counters.sample(random: rng), rng.rand(1000), options)
-    else
-      store.write(@keys.sample(random: rng), value(rng, label), options)
-    end
-  end
-
-  def write_multi(store, rng, label)
-    store.write_multi(@keys.sample(rng.rand(2..4), random: rng).to_h { |key| [key, value(rng, label)] })
-  end
-
-  def change(store, operation, rng)
-    case operation
-    when :delete then store.delete(@all_keys.sample(random: rng))
-    when :delete_multi then store.delete_multi(@all_keys.sample(rng.rand(2..4), random: rng))
-    when :delete_matched then store.delete_matched(pattern(rng))
-    when :increment then store.increment(@counters.sample(random: rng), rng.rand(1..5))
-    when :decrement then store.decrement(@counters.sample(random: rng), rng.rand(1..5))
-    when :clear then store.clear
-    else raise ArgumentError, "unknown operation #{operation.inspect}"
-    end
-  end
-
-  def pattern(rng)
-    rng.rand < REGEXP_SHARE ? REGEXPS.sample(random: rng) : GLOBS.sample(random: rng)
-  end
-
-  # Mostly Strings that name the thread and step; some Hashes, Integers, and
-  # now and then a value too large to ship by value.
-  def value(rng, label)
-    case rng.rand(100)
-    when 0...80 then label
-    when 80...90 then { "by" => label, "list" => [1, 2.5, :sym] }
-    when 90...99 then rng.rand(1_000_000)
-    else label + ("x" * BIG_VALUE_BYTES)
-    end
   end
 
   def note_error(error)

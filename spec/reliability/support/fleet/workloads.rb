@@ -1,0 +1,30 @@
+# frozen_string_literal: true
+
+class Fleet
+  # The Fleet's workloads: every live process's SoakWorkload started with a
+  # seed of its own (another one each time they start, so that no round
+  # repeats another) and the soak's settings, and all of them stopped at once,
+  # each process's tally kept in #final for the books.
+  module Workloads
+    # Starts every live process's workload (and its L2 faults).
+    def start_workloads
+      @runs += 1
+      @peers.each { |peer| start_workload(peer) }
+    end
+
+    # Stops every workload (and with it the L2 faults) and keeps each live
+    # process's tally in #final.
+    def stop_workloads
+      @peers.each { |peer| peer.call_async(:soak_stop) }
+      @final = @peers.to_h { |peer| [peer, peer.await(WITHIN)] }
+    end
+
+    private
+
+    def start_workload(peer)
+      peer.soak_start(keys: @settings.keys, counters: @settings.counters, threads: @settings.threads,
+                      seed: seed_of(peer) + (@runs * 10), tag: peer.name, pause: @settings.pause,
+                      silent: @settings.silent, weights: @settings.weights)
+    end
+  end
+end
