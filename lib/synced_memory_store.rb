@@ -14,6 +14,8 @@ rescue LoadError
   require "synced_memory_store/synced_memory_store"
 end
 require_relative "synced_memory_store/node"
+require_relative "synced_memory_store/bus_events"
+require_relative "synced_memory_store/log_subscriber"
 require_relative "synced_memory_store/fork_safety"
 require_relative "synced_memory_store/redis_option"
 require_relative "synced_memory_store/l2/muting"

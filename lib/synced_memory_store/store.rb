@@ -88,6 +88,7 @@ module SyncedMemoryStore
       @node = Node.new(node_options(settings))
       @forks = Node.forks
       @counter_lock = Mutex.new
+      start_bus_events
       SyncedMemoryStore.track(self)
     end
 

@@ -17,7 +17,6 @@ mod fuzz;
 pub(crate) mod glob;
 pub mod l1;
 pub(crate) mod node;
-pub(crate) mod notices;
 pub mod record;
 pub(crate) mod stats;
 pub(crate) mod tree;

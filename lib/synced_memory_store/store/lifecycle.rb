@@ -3,8 +3,8 @@
 module SyncedMemoryStore
   class Store < ActiveSupport::Cache::Store
     # The store's life around its native node: the bus's state, waiting for
-    # it, settling what this process changed, closing, forks, and the
-    # notices the bus threads leave for the application's log.
+    # it, settling what this process changed, closing, forks, and the thread
+    # that publishes the bus's events (BusEvents).
     module Lifecycle
       # How long #wait_for_connection, #flush_sync, #settle and #close wait in
       # one native call: short, so that Ruby can deliver interrupts (Ctrl-C,
@@ -39,7 +39,6 @@ module SyncedMemoryStore
       # change ended unfinished or unsettled), :queued, :pending, :connected,
       # :trusted (whether reads may use L1 now) and :last_applied_at.
       def stats
-        log_notices
         @node.stats
       end
 
@@ -55,7 +54,8 @@ module SyncedMemoryStore
         raise ConnectionError, "this store has sync: false, so it has no bus to connect to" unless @node.sync?
         return true if wait_in_slices(timeout) { |slice| @node.wait_for_connection(slice) }
 
-        raise ConnectionError, "not subscribed to #{@node.bus_description} within #{timeout}s"
+        cause = @node.stats[:last_error]
+        raise ConnectionError, "not subscribed to #{@node.bus_description} within #{timeout}s#{": #{cause}" if cause}"
       end
 
       # Waits up to +timeout+ seconds until every change this process queued for
@@ -87,6 +87,7 @@ module SyncedMemoryStore
         @closed = true
         node = @node
         @node = ClosedNode.new
+        bus_events = @bus_events
         # A node inherited through a fork that bypassed Process._fork has no
         # threads here, and its locks may be held by threads that are gone.
         return if inherited?
@@ -94,6 +95,7 @@ module SyncedMemoryStore
         deadline = monotonic + timeout.to_f
         settle_node(node, timeout)
         wait_in_slices(deadline - monotonic) { |slice| node.close(slice) }
+        bus_events&.stop
         nil
       end
 
@@ -132,6 +134,8 @@ module SyncedMemoryStore
         inherited.abandon_after_fork
         @forks = Node.forks
         @counter_lock = Mutex.new
+        # The parent's event thread did not survive the fork.
+        start_bus_events
       end
 
       private
@@ -155,12 +159,9 @@ module SyncedMemoryStore
         settled ? true : false
       end
 
-      # Logs what the bus threads noticed (each cause once per node): to the
-      # store's logger when it has one, else as a Ruby warning.
-      def log_notices
-        @node.notices.each do |(_cause, message)|
-          logger ? logger.warn(message) : warn(message)
-        end
+      # Publishes the node's bus events (see BusEvents), with sync on.
+      def start_bus_events
+        @bus_events = (BusEvents.new(@node, @node.bus_description) if @node.sync?)
       end
 
       # Calls the block with short timeouts until it returns true or +timeout+

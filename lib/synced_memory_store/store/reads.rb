@@ -5,6 +5,9 @@ module SyncedMemoryStore
     # Reads: L1 first, then L2, whose entry fills L1 unless the key changed
     # while L2 was being read. These are ActiveSupport's entry-level read
     # hooks (read_entry, read_multi_entries), which its public methods call.
+    # When the read is instrumented, its payload says where a hit came from:
+    # <tt>source: :l1</tt> or <tt>:l2</tt> (cache_read), and for several names
+    # <tt>sources: { name => :l1 or :l2 }</tt> (cache_read_multi).
     module Reads
       private
 
@@ -16,13 +19,15 @@ module SyncedMemoryStore
 
         parts = @node.entry(key)
         entry = entry_from_l1(key, *parts) if parts
-        entry || entry_from_l2(key, options)
+        source = entry ? :l1 : :l2
+        entry ||= entry_from_l2(key, options)
+        options[:event][:source] = source if entry && options[:event]
+        entry
       end
 
       # Reads +key+ from L2 and fills L1 with it, unless the key changed (or L1
       # was cleared) while L2 was being read.
       def entry_from_l2(key, options)
-        log_notices
         return unless @l2
 
         ticket = @node.ticket
@@ -50,6 +55,18 @@ module SyncedMemoryStore
       def read_multi_entries(names, **options)
         return {} if options[:force_miss]
 
+        found, missing = read_multi_from_l1(names, options)
+        sources = found.transform_values { :l1 } if options[:event]
+        read_missing_from_l2(missing, found, options) if @l2 && !missing.empty?
+        if sources
+          found.each_key { |name| sources[name] ||= :l2 }
+          options[:event][:sources] = sources
+        end
+        names.each_with_object({}) { |name, values| values[name] = found[name] if found.key?(name) }
+      end
+
+      # <tt>[{ name => value found in L1 }, { key => [name, version] missing }]</tt>.
+      def read_multi_from_l1(names, options)
         found = {}
         missing = {}
         names.each do |name|
@@ -62,8 +79,7 @@ module SyncedMemoryStore
             found[name] = value
           end
         end
-        read_missing_from_l2(missing, found, options) if @l2 && !missing.empty?
-        names.each_with_object({}) { |name, values| values[name] = found[name] if found.key?(name) }
+        [found, missing]
       end
 
       # The value under +key+ in L1, judged by expiry and +version+, or MISS.

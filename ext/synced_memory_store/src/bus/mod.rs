@@ -6,6 +6,8 @@
 //! the node's business. The threads see the node only through [`Member`]:
 //! verified batches in, subscription state out.
 
+pub(crate) mod events;
+pub(crate) mod failure;
 pub(crate) mod message;
 pub(crate) mod outbox;
 pub(crate) mod publisher;
@@ -23,6 +25,7 @@ use parking_lot::{Condvar, Mutex};
 use redis::{Client, Connection, RedisResult};
 
 use crate::stats::Stats;
+use events::{Event, Events};
 use message::{Batch, Op, Rejection};
 use outbox::Outbox;
 use senders::Senders;
@@ -54,11 +57,27 @@ pub(crate) struct Bus {
     pub(crate) sender: u64,
     /// Changes waiting for the publisher thread.
     pub(crate) outbox: Outbox,
+    /// The node's counters.
     pub(crate) stats: Arc<Stats>,
+    /// State changes and rejections, for the application.
+    pub(crate) events: Events,
     senders: Mutex<Senders>,
-    connected: Mutex<bool>,
+    subscription: Mutex<Subscription>,
     connection_changed: Condvar,
     closed: AtomicBool,
+}
+
+/// What the subscription has been through, as far as the application has
+/// been told.
+#[derive(Default)]
+struct Subscription {
+    up: bool,
+    /// A subscription was up once (the next one is a resubscription).
+    ever_up: bool,
+    /// The application heard that the bus is down (once per outage).
+    down_told: bool,
+    /// Why the bus last failed, until a subscription is up again.
+    last_error: Option<String>,
 }
 
 impl Bus {
@@ -69,8 +88,9 @@ impl Bus {
             settings,
             sender,
             stats,
+            events: Events::default(),
             senders: Mutex::new(Senders::default()),
-            connected: Mutex::new(false),
+            subscription: Mutex::new(Subscription::default()),
             connection_changed: Condvar::new(),
             closed: AtomicBool::new(false),
         }
@@ -112,6 +132,7 @@ impl Bus {
             Ok(batch) => member.apply(batch),
             Err(why) => {
                 Stats::bump(&self.stats.rejected);
+                self.events.rejected(why);
                 if why.may_hide_a_change() {
                     member.missed(why);
                 }
@@ -146,39 +167,81 @@ impl Bus {
     pub(crate) fn subscribed(&self, now: u64, member: &dyn Member) {
         self.senders.lock().subscribed(now);
         member.subscribed();
-        self.set_connected(true);
-    }
-
-    /// The subscription is lost or stalled.
-    pub(crate) fn unsubscribed(&self, member: &dyn Member) {
-        member.unsubscribed();
-        self.set_connected(false);
-    }
-
-    fn set_connected(&self, connected: bool) {
-        *self.connected.lock() = connected;
+        let event = {
+            let mut subscription = self.subscription.lock();
+            let again = subscription.ever_up;
+            *subscription = Subscription {
+                up: true,
+                ever_up: true,
+                ..Subscription::default()
+            };
+            if again {
+                Event::Resubscribed {
+                    reconnects: Stats::get(&self.stats.reconnects),
+                }
+            } else {
+                Event::Connected
+            }
+        };
+        self.events.push(event);
         self.connection_changed.notify_all();
+    }
+
+    /// The subscription is lost or stalled (or could not be made), for
+    /// `cause`; the application hears of it once per outage.
+    pub(crate) fn unsubscribed(&self, member: &dyn Member, cause: Option<String>) {
+        member.unsubscribed();
+        let told = {
+            let mut subscription = self.subscription.lock();
+            subscription.up = false;
+            if let Some(cause) = &cause {
+                subscription.last_error = Some(cause.clone());
+            }
+            let tell = !subscription.down_told && !self.closing();
+            subscription.down_told |= tell;
+            tell.then(|| {
+                subscription
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "the subscription ended".into())
+            })
+        };
+        if let Some(cause) = told {
+            self.events.push(Event::Disconnected { cause });
+        }
+        self.connection_changed.notify_all();
+    }
+
+    /// Something failed talking to the bus (the publisher's connection, say)
+    /// without ending the subscription: kept as the last error.
+    pub(crate) fn failed(&self, cause: String) {
+        self.subscription.lock().last_error = Some(cause);
+    }
+
+    /// Why the bus last failed, while it has not recovered.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.subscription.lock().last_error.clone()
     }
 
     /// Whether the subscription is up.
     pub(crate) fn connected(&self) -> bool {
-        *self.connected.lock()
+        self.subscription.lock().up
     }
 
     /// Waits until the subscription is up, the bus closes or `deadline`
     /// passes; returns whether it is up.
     pub(crate) fn wait_for_connection(&self, deadline: Instant) -> bool {
-        let mut connected = self.connected.lock();
-        while !*connected && !self.closing() {
+        let mut subscription = self.subscription.lock();
+        while !subscription.up && !self.closing() {
             if self
                 .connection_changed
-                .wait_until(&mut connected, deadline)
+                .wait_until(&mut subscription, deadline)
                 .timed_out()
             {
                 break;
             }
         }
-        *connected
+        subscription.up
     }
 
     /// Tells the threads to finish: the publisher drains the outbox (while
@@ -187,6 +250,7 @@ impl Bus {
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.outbox.close();
+        self.events.close();
         self.connection_changed.notify_all();
     }
 

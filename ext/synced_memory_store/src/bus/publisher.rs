@@ -29,7 +29,8 @@ pub(crate) fn run(bus: &Bus) {
                     connection = Some(fresh);
                     backoff = Duration::from_millis(10);
                 }
-                Err(_) => {
+                Err(error) => {
+                    bus.failed(super::failure::describe(&error, &bus.settings));
                     bus.outbox.requeue_safely(changes);
                     if !super::pause(backoff, || bus.closing()) {
                         return;
@@ -57,7 +58,8 @@ pub(crate) fn run(bus: &Bus) {
                 Stats::add(&bus.stats.published, count);
                 bus.outbox.published(last);
             }
-            Err(_) => {
+            Err(error) => {
+                bus.failed(super::failure::describe(&error, &bus.settings));
                 connection = None;
                 bus.outbox.requeue_safely(batch.changes);
                 if bus.closing() {

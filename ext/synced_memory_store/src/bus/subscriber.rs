@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 
+use super::failure::describe;
 use super::{Bus, Member};
 use crate::clock;
 use crate::stats::Stats;
@@ -18,43 +19,70 @@ pub(crate) fn run(bus: &Bus, member: &dyn Member) {
     let mut backoff = Duration::from_millis(10);
     let mut subscribed_before = false;
     while !bus.closing() {
-        if let Ok(mut connection) = super::connect(&bus.settings) {
-            backoff = Duration::from_millis(10);
-            listen(bus, member, &mut connection, &mut subscribed_before);
-        }
-        bus.unsubscribed(member);
+        let cause = match super::connect(&bus.settings) {
+            Ok(mut connection) => {
+                backoff = Duration::from_millis(10);
+                listen(bus, member, &mut connection, &mut subscribed_before)
+            }
+            Err(error) => Some(describe(&error, &bus.settings)),
+        };
+        bus.unsubscribed(member, cause);
         if !super::pause(backoff, || bus.closing()) {
             break;
         }
         backoff = (backoff * 2).min(bus.settings.health.reconnect_max);
     }
-    bus.unsubscribed(member);
+    bus.unsubscribed(member, None);
 }
 
 /// Subscribes and applies messages until the connection fails, stalls or the
-/// bus closes.
+/// bus closes; returns why it ended (None: closing).
 fn listen(
     bus: &Bus,
     member: &dyn Member,
     connection: &mut Connection,
     subscribed_before: &mut bool,
-) {
+) -> Option<String> {
     let health = &bus.settings.health;
-    let mut pubsub = connection.as_pubsub();
-    if pubsub.set_read_timeout(Some(health.timeout)).is_err()
-        || pubsub.subscribe(&bus.settings.channel).is_err()
+    let settings = &bus.settings;
+    let lost = |error: redis::RedisError| Some(describe(&error, settings));
+    // SUBSCRIBE as a plain command, whose reply is read as one: a server
+    // that refuses it (NOAUTH, NOPERM for the channel) answers with an error
+    // that redis-rs's PubSub::subscribe would drop, leaving a subscription
+    // that looks alive and hears nothing. The PING behind it, answered in
+    // pub/sub form, proves the subscription is in place.
+    let sent_at = clock::monotonic_nanos();
+    if let Err(error) = connection
+        .set_read_timeout(Some(health.timeout))
+        .and_then(|()| {
+            redis::cmd("SUBSCRIBE")
+                .arg(&settings.channel)
+                .query::<redis::Value>(connection)
+        })
     {
-        return;
+        return lost(error);
+    }
+    let mut pubsub = connection.as_pubsub();
+    match pubsub.ping::<redis::Value>() {
+        Ok(redis::Value::Array(_)) => {}
+        Ok(other) => {
+            return Some(format!(
+                "{} did not confirm the subscription to {} (PING answered {other:?})",
+                settings.description, settings.channel
+            ))
+        }
+        Err(error) => return lost(error),
     }
     if *subscribed_before {
         Stats::bump(&bus.stats.reconnects);
     }
     *subscribed_before = true;
     bus.subscribed(clock::unix_millis(), member);
+    member.extend_trust(sent_at);
     // Reads wait at most one interval, so PINGs go out on time whether or not
     // messages are flowing, and a close is noticed within an interval.
-    if pubsub.set_read_timeout(Some(health.interval)).is_err() {
-        return;
+    if let Err(error) = pubsub.set_read_timeout(Some(health.interval)) {
+        return lost(error);
     }
     let mut next_ping = Instant::now() + health.interval;
     while !bus.closing() {
@@ -63,26 +91,33 @@ fn listen(
             next_ping = Instant::now() + health.interval;
             // Messages that arrive before the PONG are kept, in order, and
             // returned by get_message below; the PONG proves they are all here.
-            if pubsub.set_read_timeout(Some(health.timeout)).is_err() {
-                return;
+            if let Err(error) = pubsub.set_read_timeout(Some(health.timeout)) {
+                return lost(error);
             }
             match pubsub.ping::<redis::Value>() {
                 Ok(_) => member.extend_trust(sent_at),
                 // The read was interrupted (see `interrupted`): try again at the
                 // next interval; the lease covers the gap or runs out honestly.
                 Err(error) if interrupted(&error) => {}
-                Err(_) => return,
+                Err(error) if error.is_timeout() => {
+                    return Some(format!(
+                        "{} did not answer a PING within {:?} (stalled?)",
+                        settings.description, health.timeout
+                    ))
+                }
+                Err(error) => return lost(error),
             }
-            if pubsub.set_read_timeout(Some(health.interval)).is_err() {
-                return;
+            if let Err(error) = pubsub.set_read_timeout(Some(health.interval)) {
+                return lost(error);
             }
         }
         match pubsub.get_message() {
             Ok(message) => bus.deliver(message.get_payload_bytes(), member),
             Err(error) if error.is_timeout() || interrupted(&error) => {}
-            Err(_) => return,
+            Err(error) => return lost(error),
         }
     }
+    None
 }
 
 /// Whether a read failed with EINTR. On Linux a `recv` on a socket with a read
@@ -91,14 +126,5 @@ fn listen(
 /// the common case, a wait between messages; should it strike in the middle of
 /// a reply, the next read fails to parse and the subscription is rebuilt.
 fn interrupted(error: &redis::RedisError) -> bool {
-    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
-    let Some(source) = std::error::Error::source(error) else {
-        return false;
-    };
-    // redis-rs keeps the io::Error behind an Arc, which is what source() gives.
-    let io = match source.downcast_ref::<Shared>() {
-        Some(shared) => shared.downcast_ref::<std::io::Error>(),
-        None => source.downcast_ref::<std::io::Error>(),
-    };
-    io.is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
+    super::failure::io_error(error).is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
 }

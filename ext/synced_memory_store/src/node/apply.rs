@@ -53,14 +53,13 @@ impl Member for Node {
         }
     }
 
-    fn missed(&self, why: Rejection) {
+    fn missed(&self, _why: Rejection) {
         {
             let mut pending = self.pending.lock();
             pending.touch_all();
             self.l1.clear();
         }
         Stats::bump(&self.stats.missed);
-        self.notices.missed(why);
     }
 
     fn subscribed(&self) {

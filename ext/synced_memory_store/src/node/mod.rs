@@ -32,7 +32,6 @@ use parking_lot::Mutex;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::l1::{keep_for, Slot, Ticket, L1};
-use crate::notices::Notices;
 use crate::record::Record;
 use crate::stats::Stats;
 
@@ -50,8 +49,6 @@ pub(crate) struct Node {
     pub(crate) l1: L1,
     /// Event counters.
     pub(crate) stats: Arc<Stats>,
-    /// Things worth telling the application about (logged once per cause).
-    pub(crate) notices: Notices,
     /// The bus, when sync is on.
     pub(crate) bus: Option<Arc<Bus>>,
     pending: Mutex<Pending>,
@@ -73,7 +70,6 @@ impl Node {
                 .clone()
                 .map(|settings| Arc::new(Bus::new(settings, id, Arc::clone(&stats)))),
             stats,
-            notices: Notices::default(),
             pending: Mutex::new(Pending::default()),
             trust: Trust::default(),
             config,

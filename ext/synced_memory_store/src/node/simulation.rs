@@ -357,7 +357,7 @@ impl World {
         } else {
             self.trace.push(format!("n{node} loses its subscription"));
             self.down[node] = true;
-            bus.unsubscribed(&self.nodes[node] as &dyn Member);
+            bus.unsubscribed(&self.nodes[node] as &dyn Member, Some("lost".into()));
         }
     }
 

@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use magnus::{function, method, prelude::*, Error, RArray, RHash, RString, Ruby, Symbol, Value};
+use magnus::{function, method, prelude::*, Error, RArray, RHash, RString, Ruby, Value};
 
+use crate::bus::events::Event;
 use crate::l1::Ticket;
 use crate::node::{ChangeId, Matcher, Node, Settling, Write};
 use crate::record::{Kind, Record};
@@ -73,7 +74,7 @@ pub(super) fn define(ruby: &Ruby) -> Result<(), Error> {
     class.define_method("purge_expired", method!(RbNode::purge_expired, 1))?;
     class.define_method("count_l2", method!(RbNode::count_l2, 1))?;
     class.define_method("stats", method!(RbNode::stats, 0))?;
-    class.define_method("notices", method!(RbNode::notices, 0))?;
+    class.define_method("wait_events", method!(RbNode::wait_events, 1))?;
     class.define_method("id", method!(RbNode::id, 0))?;
     class.define_method("sync?", method!(RbNode::sync, 0))?;
     class.define_method("bus_description", method!(RbNode::bus_description, 0))?;
@@ -490,6 +491,10 @@ impl RbNode {
         hash.aset(ruby.to_symbol("pending"), node.pending_len())?;
         hash.aset(ruby.to_symbol("connected"), node.connected())?;
         hash.aset(ruby.to_symbol("trusted"), node.trusted())?;
+        hash.aset(
+            ruby.to_symbol("last_error"),
+            node.bus.as_ref().and_then(|bus| bus.last_error()),
+        )?;
         let applied_at = Stats::get(&stats.last_applied_at);
         hash.aset(
             ruby.to_symbol("last_applied_at"),
@@ -498,14 +503,49 @@ impl RbNode {
         Ok(hash)
     }
 
-    /// `notices`: `[[cause, message], ...]` not yet taken, each cause once
-    /// per node (see notices.rs); the store logs them.
-    fn notices(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
-        let notices = rb_self.node.notices.drain();
-        let array = ruby.ary_new_capa(notices.len());
-        for notice in notices {
-            let pair: (Symbol, String) = (ruby.to_symbol(notice.cause), notice.message);
-            array.push(pair)?;
+    /// `wait_events(seconds)`: waits (without the GVL) up to `seconds` for
+    /// the bus's state changes and rejections (see bus/events.rs) and returns
+    /// them as `[[name, payload], ...]`: `[:connected, {}]`,
+    /// `[:resubscribed, { reconnects:, l1_dropped: true }]`,
+    /// `[:disconnected, { cause: }]`, `[:rejected, { cause:, description:,
+    /// missed:, count: }]`. Empty after the timeout, at once without a bus,
+    /// and once the node is closed.
+    fn wait_events(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<RArray, Error> {
+        let node = Arc::clone(&rb_self.node);
+        let events = nogvl(ruby, move || {
+            node.bus
+                .as_ref()
+                .map(|bus| bus.events.wait(seconds(timeout)))
+                .unwrap_or_default()
+        })?;
+        let array = ruby.ary_new_capa(events.len());
+        for event in events {
+            let payload = ruby.hash_new();
+            let name = match event {
+                Event::Connected => "connected",
+                Event::Resubscribed { reconnects } => {
+                    payload.aset(ruby.to_symbol("reconnects"), reconnects)?;
+                    payload.aset(ruby.to_symbol("l1_dropped"), true)?;
+                    "resubscribed"
+                }
+                Event::Disconnected { cause } => {
+                    payload.aset(ruby.to_symbol("cause"), cause)?;
+                    "disconnected"
+                }
+                Event::Rejected {
+                    cause,
+                    description,
+                    missed,
+                    count,
+                } => {
+                    payload.aset(ruby.to_symbol("cause"), ruby.to_symbol(cause))?;
+                    payload.aset(ruby.to_symbol("description"), description)?;
+                    payload.aset(ruby.to_symbol("missed"), missed)?;
+                    payload.aset(ruby.to_symbol("count"), count)?;
+                    "rejected"
+                }
+            };
+            array.push((ruby.to_symbol(name), payload))?;
         }
         Ok(array)
     }
