@@ -15,7 +15,7 @@ Gem::Specification.new do |spec|
   DESC
   spec.homepage = "https://github.com/synced-memory-store/synced_memory_store"
   spec.license = "MIT"
-  spec.required_ruby_version = ">= 3.1"
+  spec.required_ruby_version = [">= 3.1", "< 3.5"]
   spec.metadata["rubygems_mfa_required"] = "true"
 
   spec.files = Dir[
@@ -27,5 +27,5 @@ Gem::Specification.new do |spec|
   spec.require_paths = ["lib"]
   spec.extensions = ["ext/synced_memory_store/extconf.rb"]
 
-  spec.add_dependency "activesupport", ">= 6.1"
+  spec.add_dependency "activesupport", ">= 6.1", "< 8.2"
 end

@@ -76,9 +76,10 @@ module SyncedMemoryStore
       end
 
       # ActiveSupport's hook for writes it builds itself (race_condition_ttl
-      # extensions, generic paths).
+      # extensions, generic paths): true, false, or (ActiveSupport 7.2+) nil
+      # when the L2 failed.
       def write_entry(key, entry, **options)
-        store_value(key, entry.value, entry.version, entry.expires_at, options, entry: entry) ? true : false
+        store_value(key, entry.value, entry.version, entry.expires_at, options, entry: entry)
       end
 
       # ActiveSupport's hook: writes <tt>{ key => Entry }</tt>, to L2 in one call.
