@@ -2,7 +2,6 @@
 
 require_relative "fixtures"
 require_relative "micro"
-require_relative "bus_recording"
 require_relative "flood/result"
 require_relative "flood/capacity"
 
@@ -25,13 +24,11 @@ module Bench
   #   which separates what applying costs the reader from what sharing two
   #   cores with the flooder costs it. The live rate cannot exceed the
   #   flooder's.
-  # * Capacity: the flooder floods a second channel that only a recorder
-  #   (BusRecording) listens to; then the applier subscribes and the recorded
-  #   messages are published again all at once, faster than any subscriber
-  #   applies them (the bus server's pub/sub output buffer limit is lifted so
-  #   the backlog waits in Redis): capacity = changes / time from the start of
-  #   the replay until the applier's stats[:applied] shows all of them (polled
-  #   every millisecond).
+  # * Capacity: the applier is stopped (SIGSTOP) while the flooder floods a
+  #   channel of their own, so a backlog waits in Redis (the bus server's
+  #   pub/sub output buffer limit is lifted) and in the applier's socket;
+  #   capacity = changes / time from continuing the applier (SIGCONT) until
+  #   its stats[:applied] shows all of them (polled every millisecond).
   #
   # The capacity half is Flood::Capacity (flood/capacity.rb); the figures are
   # a Flood::Result (flood/result.rb).

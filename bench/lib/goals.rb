@@ -58,7 +58,7 @@ module Bench
       return [Goal.new("Apply throughput and Ruby reader slowdown", "not run", "", nil)] unless result
 
       [
-        Goal.new("Apply throughput (backlog replayed to one process)",
+        Goal.new("Apply throughput (a backlog applied by one process)",
                  "#{Format.count(result.capacity)} changes/s (live flood: #{Format.count(result.reading_rate)}/s, " \
                  "as fast as one Ruby process wrote)", "≥ 200,000 changes/s", result.capacity >= 200_000),
         Goal.new("Ruby reader slowed during the flood: median read latency",

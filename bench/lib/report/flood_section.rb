@@ -16,7 +16,7 @@ module Bench
         <<~MD.chomp
           ## Bus apply throughput
 
-          Two processes with L1-only synced stores on a bus redis-server of their own. Live: one process writes as fast as one Ruby thread can (single writes over #{Format.count(Flood::KEYS)} keys, #{Flood::VALUE_BYTES}-byte values) for #{result.window} s windows; the other applies. Capacity: that flood is recorded off the bus, then published again all at once to the applier (one raw write of every PUBLISH), faster than it applies; capacity = changes / time from the start of that replay until the applier's stats[:applied] shows all of them. Each figure is the median of #{result.rounds} round(s).
+          Two processes with L1-only synced stores on a bus redis-server of their own. Live: one process writes as fast as one Ruby thread can (single writes over #{Format.count(Flood::KEYS)} keys, #{Flood::VALUE_BYTES}-byte values) for #{result.window} s windows; the other applies. Capacity: the applier is stopped (SIGSTOP) while the other floods a channel of their own, so a backlog waits in Redis and in the applier's socket; capacity = changes / time from continuing the applier (SIGCONT) until its stats[:applied] shows all of them. Each figure is the median of #{result.rounds} round(s).
 
           #{Format.table(%w[Figure Value], flood_rows(result))}
 
@@ -37,8 +37,8 @@ module Bench
            result.applier_stats.values_at(:reconnects, :dropped, :rejected).join(" / ")],
           ["Capacity (backlog applied per second)",
            "#{Format.count(result.capacity)} changes/s: #{Format.count(result.backlog)} changes in " \
-           "#{Format.count(result.backlog_messages)} messages, published in #{milliseconds(result.replay_seconds)}, " \
-           "applied in #{milliseconds(result.drain_seconds)}; #{result.backlog_rejected} rejected"],
+           "#{Format.count(result.backlog_messages)} messages, applied in #{milliseconds(result.drain_seconds)} " \
+           "once the stopped applier continued; #{result.backlog_rejected} rejected"],
           ["Backlog written at (times the flooder waited for its publish queue)",
            "#{Format.count(result.backlog_rate)} changes/s (#{Format.count(result.backlog_holds)})"]
         ]
