@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "redis_option/cluster_seeds"
+
 module SyncedMemoryStore
   # Turns the store's +redis:+ option into the Hash of connection parts the
   # native bus takes: a URL String (<tt>redis://</tt>, <tt>rediss://</tt>,
@@ -18,7 +20,7 @@ module SyncedMemoryStore
     IGNORED = %i[
       scheme timeout connect_timeout read_timeout write_timeout driver id tcp_keepalive reconnect_attempts
       reconnect_delay reconnect_delay_max inherit_socket logger role _parsed protocol custom middlewares
-      circuit_breaker command_builder client_implementation name
+      circuit_breaker command_builder client_implementation name replica fixed_hostname
     ].freeze
 
     module_function
@@ -40,9 +42,7 @@ module SyncedMemoryStore
 
     def from_hash(hash)
       hash = hash.transform_keys(&:to_sym)
-      if hash[:sentinels] || hash[:cluster]
-        raise ConfigurationError, "redis: sentinels: and cluster: are not supported; give the URL of a primary"
-      end
+      raise ConfigurationError, "redis: sentinels: is not supported; give the URL of a primary" if hash[:sentinels]
 
       unknown = hash.keys - PARTS - IGNORED - %i[sentinels cluster]
       unless unknown.empty?
@@ -55,7 +55,7 @@ module SyncedMemoryStore
       tls = parts.delete(:ssl_params)
       parts[:ssl] = parts[:ssl] ? true : false if parts.key?(:ssl)
       parts.merge!(tls_parts(tls)) if tls
-      parts
+      hash.key?(:cluster) ? ClusterSeeds.merge(parts, hash[:cluster]) : parts
     end
 
     # redis-rb 4 (Redis#_client.options), redis-rb 5 (Redis#_client.config,

@@ -31,10 +31,12 @@ class RedisServer
   include ProcessControl
   include Commands
 
-  attr_reader :port, :pid
+  attr_reader :port, :pid, :dir
 
-  def initialize(port: nil, executable: ENV.fetch("REDIS_SERVER", "redis-server"), stop_at_exit: true)
+  # +arguments+ are added to the server's command line (e.g. cluster settings).
+  def initialize(port: nil, executable: ENV.fetch("REDIS_SERVER", "redis-server"), stop_at_exit: true, arguments: [])
     @port = port
+    @arguments = arguments
     @stop_at_exit = stop_at_exit
     @executable = executable
     @dir = Dir.mktmpdir("synced-memory-store-redis")

@@ -74,7 +74,7 @@ class RedisServer
     def spawn_server
       @pid = Process.spawn(
         @executable, "--port", port.to_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", @dir, "--logfile", log_path, "--daemonize", "no",
+        "--dir", @dir, "--logfile", log_path, "--daemonize", "no", *@arguments,
         in: File::NULL, out: File::NULL, err: File::NULL
       )
       RedisServer.running << self if @stop_at_exit

@@ -6,6 +6,7 @@
 //! the node's business. The threads see the node only through [`Member`]:
 //! verified batches in, subscription state out.
 
+pub(crate) mod cluster;
 pub(crate) mod events;
 pub(crate) mod failure;
 pub(crate) mod message;
@@ -13,6 +14,7 @@ pub(crate) mod outbox;
 pub(crate) mod publisher;
 pub(crate) mod senders;
 pub(crate) mod settings;
+pub(crate) mod shard_subscriber;
 pub(crate) mod subscriber;
 pub(crate) mod thread;
 
@@ -22,7 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use redis::{Client, Connection, RedisResult};
+use redis::{Client, Connection, ConnectionAddr, ProtocolVersion, RedisResult};
 
 use crate::stats::Stats;
 use events::{Event, Events};
@@ -260,16 +262,77 @@ impl Bus {
     }
 }
 
-/// Opens a connection as the settings describe, within the health timeout.
-pub(crate) fn connect(settings: &BusSettings) -> RedisResult<Connection> {
+/// A connection to the server that carries the channel, and how the channel
+/// is carried there.
+pub(crate) struct Link {
+    pub(crate) connection: Connection,
+    pub(crate) pubsub: PubSub,
+}
+
+/// How a channel is published and subscribed to on a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PubSub {
+    /// One server: `PUBLISH`/`SUBSCRIBE`, in RESP2.
+    Classic,
+    /// A cluster with sharded pub/sub (Redis 7+): `SPUBLISH`/`SSUBSCRIBE` at
+    /// the primary of the channel's slot, in RESP3.
+    Sharded,
+    /// A cluster without it: `PUBLISH`/`SUBSCRIBE` at that same primary, in
+    /// RESP3 (the cluster bus broadcasts to the other nodes).
+    Broadcast,
+}
+
+impl PubSub {
+    /// The command that publishes a message.
+    pub(crate) fn publish(self) -> &'static str {
+        match self {
+            PubSub::Sharded => "SPUBLISH",
+            PubSub::Classic | PubSub::Broadcast => "PUBLISH",
+        }
+    }
+
+    /// The command that subscribes to the channel.
+    pub(crate) fn subscribe(self) -> &'static str {
+        match self {
+            PubSub::Sharded => "SSUBSCRIBE",
+            PubSub::Classic | PubSub::Broadcast => "SUBSCRIBE",
+        }
+    }
+}
+
+/// Opens a link to the server that carries the channel.
+pub(crate) fn connect(settings: &BusSettings) -> RedisResult<Link> {
+    match &settings.cluster {
+        Some(cluster) => cluster::connect(settings, cluster),
+        None => Ok(Link {
+            connection: open(settings, settings.connection.addr(), false)?,
+            pubsub: PubSub::Classic,
+        }),
+    }
+}
+
+/// Opens a connection to `addr` with the settings' credentials, database and
+/// TLS material (in RESP3 if `resp3`), within the health timeout.
+pub(crate) fn open(
+    settings: &BusSettings,
+    addr: &ConnectionAddr,
+    resp3: bool,
+) -> RedisResult<Connection> {
     // rustls needs a process-wide crypto provider before the first TLS
     // handshake; installing it twice is harmless (the second call fails quietly).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut redis_settings = settings.connection.redis_settings().clone();
+    if resp3 {
+        redis_settings = redis_settings.set_protocol(ProtocolVersion::RESP3);
+    }
+    let info = settings
+        .connection
+        .clone()
+        .set_addr(addr.clone())
+        .set_redis_settings(redis_settings);
     let client = match &settings.tls {
-        Some(certificates) => {
-            Client::build_with_tls(settings.connection.clone(), certificates.clone())?
-        }
-        None => Client::open(settings.connection.clone())?,
+        Some(certificates) => Client::build_with_tls(info, certificates.clone())?,
+        None => Client::open(info)?,
     };
     let connection = client
         .get_connection_with_timeout(settings.health.timeout.max(Duration::from_millis(100)))?;

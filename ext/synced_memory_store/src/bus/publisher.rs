@@ -6,11 +6,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use redis::Connection;
-
 use super::message::{Batch, Change, Op};
 use super::outbox::{BATCH_BYTES, BATCH_CHANGES};
-use super::Bus;
+use super::{Bus, Link};
 use crate::clock;
 use crate::stats::Stats;
 
@@ -20,13 +18,13 @@ pub(crate) fn run(bus: &Bus) {
     super::thread::prepare();
     // Connect before the first change arrives, so the first write does not pay
     // for the connection; if Redis is not there yet, the loop retries on demand.
-    let mut connection: Option<Connection> = super::connect(&bus.settings).ok();
+    let mut link: Option<Link> = super::connect(&bus.settings).ok();
     let mut backoff = Duration::from_millis(10);
     while let Some(changes) = bus.outbox.take(BATCH_CHANGES, BATCH_BYTES) {
-        if connection.is_none() {
+        if link.is_none() {
             match super::connect(&bus.settings) {
                 Ok(fresh) => {
-                    connection = Some(fresh);
+                    link = Some(fresh);
                     backoff = Duration::from_millis(10);
                 }
                 Err(error) => {
@@ -49,10 +47,14 @@ pub(crate) fn run(bus: &Bus) {
             changes,
         };
         let payload = bus.settings.wire.encode(&batch);
-        let sent = redis::cmd("PUBLISH")
+        let Link { connection, pubsub } = link.as_mut().expect("connected above");
+        // On a cluster a MOVED answer (the channel's slot has moved) fails
+        // like a lost connection: the batch is requeued safely and the next
+        // connection finds the slot's new owner.
+        let sent = redis::cmd(pubsub.publish())
             .arg(&bus.settings.channel)
             .arg(payload)
-            .query::<i64>(connection.as_mut().expect("connected above"));
+            .query::<i64>(connection);
         match sent {
             Ok(_) => {
                 Stats::add(&bus.stats.published, count);
@@ -60,7 +62,7 @@ pub(crate) fn run(bus: &Bus) {
             }
             Err(error) => {
                 bus.failed(super::failure::describe(&error, &bus.settings));
-                connection = None;
+                link = None;
                 bus.outbox.requeue_safely(batch.changes);
                 if bus.closing() {
                     return;

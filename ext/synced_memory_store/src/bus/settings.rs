@@ -9,6 +9,7 @@ use redis::{
     ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates,
 };
 
+use crate::bus::cluster::ClusterSettings;
 use crate::bus::message::{Secret, Wire, FORMAT};
 use crate::bus::outbox::BATCH_BYTES;
 use crate::error::{Error, Result};
@@ -50,6 +51,9 @@ pub(crate) struct RedisOption {
     pub(crate) cert_pem: Option<Vec<u8>>,
     /// PEM client key.
     pub(crate) key_pem: Option<Vec<u8>>,
+    /// Redis Cluster nodes (`host:port`) to ask where the channel lives; the
+    /// other parts (credentials, TLS) apply to every node.
+    pub(crate) cluster: Option<Vec<String>>,
 }
 
 /// Timing of the bus's health checks and reconnects.
@@ -77,8 +81,11 @@ impl Default for Health {
 /// Everything the bus threads need.
 #[derive(Clone)]
 pub(crate) struct BusSettings {
-    /// Where Redis is.
+    /// Where Redis is (on a cluster: the credentials and TLS settings of
+    /// every node, with the first seed's address).
     pub(crate) connection: ConnectionInfo,
+    /// The cluster carrying the channel, if the bus is on one.
+    pub(crate) cluster: Option<ClusterSettings>,
     /// TLS material beyond the system's roots, if any.
     pub(crate) tls: Option<TlsCertificates>,
     /// A printable address (no credentials), for errors and inspect.
@@ -159,7 +166,13 @@ impl BusSettings {
                 })?,
         };
         let redis = &options.redis;
-        let (connection, description) = connection_info(redis)?;
+        let (mut connection, mut description) = connection_info(redis)?;
+        let seeds = cluster_seeds(redis)?;
+        if seeds.is_some() && connection.redis_settings().db() != 0 {
+            return Err(config(
+                "redis: db must be 0 with cluster: (a Redis Cluster has one database)".into(),
+            ));
+        }
         let channel = match &options.channel {
             Some(channel) if channel.is_empty() => {
                 return Err(config("channel: must be a non-empty String".into()))
@@ -176,8 +189,35 @@ impl BusSettings {
             // refused as too large, which the receiver handles as a missed change.
             max_bytes: BATCH_BYTES + broadcast_max_bytes + 64 * 1024,
         };
+        let cluster = seeds.map(|seeds| {
+            if let Some((host, port)) = seeds.first() {
+                connection = connection.clone().set_addr(match connection.addr() {
+                    ConnectionAddr::TcpTls {
+                        insecure,
+                        tls_params,
+                        ..
+                    } => ConnectionAddr::TcpTls {
+                        host: host.clone(),
+                        port: *port,
+                        insecure: *insecure,
+                        tls_params: tls_params.clone(),
+                    },
+                    _ => ConnectionAddr::Tcp(host.clone(), *port),
+                });
+            }
+            description = format!(
+                "the cluster at {}",
+                seeds
+                    .iter()
+                    .map(|(host, port)| format!("{host}:{port}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            ClusterSettings::new(seeds, channel.as_bytes())
+        });
         Ok(BusSettings {
             connection,
+            cluster,
             tls: tls_certificates(redis)?,
             description,
             channel,
@@ -246,6 +286,39 @@ fn connection_info(redis: &RedisOption) -> Result<(ConnectionInfo, String)> {
         settings.set_lib_name("synced_memory_store", env!("CARGO_PKG_VERSION")),
     );
     Ok((info, description))
+}
+
+/// The `cluster:` seeds as (host, port), checked; None without `cluster:`.
+fn cluster_seeds(redis: &RedisOption) -> Result<Option<Vec<(String, u16)>>> {
+    let Some(nodes) = &redis.cluster else {
+        return Ok(None);
+    };
+    if nodes.is_empty() {
+        return Err(config("redis: cluster: needs at least one node".into()));
+    }
+    if redis.path.is_some() {
+        return Err(config(
+            "redis: cluster: nodes are reached over TCP, not a path".into(),
+        ));
+    }
+    nodes
+        .iter()
+        .map(|node| {
+            node.rsplit_once(':')
+                .and_then(|(host, port)| {
+                    let port = port.parse::<u16>().ok().filter(|&port| port > 0)?;
+                    let host = host.trim_start_matches('[').trim_end_matches(']');
+                    (!host.is_empty()).then(|| (host.to_string(), port))
+                })
+                .ok_or_else(|| {
+                    config(format!(
+                        "redis: cluster: nodes are host:port (got {})",
+                        redacted(node)
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }
 
 fn address(redis: &RedisOption, from_url: ConnectionAddr) -> Result<ConnectionAddr> {
@@ -467,5 +540,50 @@ mod tests {
             .unwrap()
             .to_string()
             .starts_with("secret:"));
+    }
+
+    #[test]
+    fn cluster_seeds_carry_the_channel_slot_and_the_shared_credentials() {
+        let redis = RedisOption {
+            url: Some("rediss://bus:pw@10.0.0.1:7000".into()),
+            cluster: Some(vec!["10.0.0.1:7000".into(), "[::1]:7001".into()]),
+            ..Default::default()
+        };
+        let settings = settings(redis).unwrap();
+        let cluster = settings.cluster.as_ref().unwrap();
+        assert_eq!(
+            cluster.seeds,
+            [("10.0.0.1".to_string(), 7000), ("::1".to_string(), 7001)]
+        );
+        assert_eq!(
+            cluster.slot,
+            crate::bus::cluster::slot(b"synced_memory_store:0")
+        );
+        assert_eq!(settings.channel, "synced_memory_store:0");
+        assert_eq!(settings.connection.redis_settings().username(), Some("bus"));
+        assert!(matches!(
+            settings.connection.addr(),
+            ConnectionAddr::TcpTls { .. }
+        ));
+        assert!(settings.description.contains("10.0.0.1:7000,::1:7001"));
+        assert!(!settings.description.contains("pw"));
+    }
+
+    #[test]
+    fn cluster_options_that_cannot_work_are_refused() {
+        let refused = |cluster: Vec<&str>, url: &str| {
+            settings(RedisOption {
+                url: Some(url.into()),
+                cluster: Some(cluster.into_iter().map(String::from).collect()),
+                ..Default::default()
+            })
+            .err()
+            .unwrap()
+            .to_string()
+        };
+        assert!(refused(vec![], "redis://h:1").contains("at least one node"));
+        assert!(refused(vec!["h"], "redis://h:1").contains("host:port"));
+        assert!(refused(vec!["h:0"], "redis://h:1").contains("host:port"));
+        assert!(refused(vec!["h:1"], "redis://h:1/2").contains("db must be 0"));
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use redis::Connection;
 
 use super::failure::describe;
-use super::{Bus, Member};
+use super::{Bus, Member, PubSub};
 use crate::clock;
 use crate::stats::Stats;
 
@@ -20,9 +20,19 @@ pub(crate) fn run(bus: &Bus, member: &dyn Member) {
     let mut subscribed_before = false;
     while !bus.closing() {
         let cause = match super::connect(&bus.settings) {
-            Ok(mut connection) => {
+            Ok(mut link) => {
                 backoff = Duration::from_millis(10);
-                listen(bus, member, &mut connection, &mut subscribed_before)
+                match link.pubsub {
+                    PubSub::Classic => {
+                        listen(bus, member, &mut link.connection, &mut subscribed_before)
+                    }
+                    PubSub::Sharded | PubSub::Broadcast => super::shard_subscriber::listen(
+                        bus,
+                        member,
+                        &mut link,
+                        &mut subscribed_before,
+                    ),
+                }
             }
             Err(error) => Some(describe(&error, &bus.settings)),
         };
@@ -73,12 +83,7 @@ fn listen(
         }
         Err(error) => return lost(error),
     }
-    if *subscribed_before {
-        Stats::bump(&bus.stats.reconnects);
-    }
-    *subscribed_before = true;
-    bus.subscribed(clock::unix_millis(), member);
-    member.extend_trust(sent_at);
+    confirmed(bus, member, subscribed_before, sent_at);
     // Reads wait at most one interval, so PINGs go out on time whether or not
     // messages are flowing, and a close is noticed within an interval.
     if let Err(error) = pubsub.set_read_timeout(Some(health.interval)) {
@@ -120,11 +125,28 @@ fn listen(
     None
 }
 
+/// The subscription is in place, proven by a reply to a command sent at
+/// `sent_at` after it: counts a resubscription, tells the bus (the node drops
+/// L1 if messages may have been missed) and starts the lease.
+pub(super) fn confirmed(
+    bus: &Bus,
+    member: &dyn Member,
+    subscribed_before: &mut bool,
+    sent_at: u64,
+) {
+    if *subscribed_before {
+        Stats::bump(&bus.stats.reconnects);
+    }
+    *subscribed_before = true;
+    bus.subscribed(clock::unix_millis(), member);
+    member.extend_trust(sent_at);
+}
+
 /// Whether a read failed with EINTR. On Linux a `recv` on a socket with a read
 /// timeout fails so after the process was stopped and continued (SIGSTOP,
 /// SIGCONT), even with every signal blocked (signal(7)). Nothing was lost in
 /// the common case, a wait between messages; should it strike in the middle of
 /// a reply, the next read fails to parse and the subscription is rebuilt.
-fn interrupted(error: &redis::RedisError) -> bool {
+pub(super) fn interrupted(error: &redis::RedisError) -> bool {
     super::failure::io_error(error).is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
 }

@@ -157,6 +157,32 @@ fn secrets(ruby: &Ruby, hash: RHash) -> Result<Vec<Vec<u8>>, Error> {
         .collect()
 }
 
+/// An Array of Strings under `key`, if present.
+fn strings(ruby: &Ruby, hash: RHash, key: &str, name: &str) -> Result<Option<Vec<String>>, Error> {
+    let Some(value) = fetch(ruby, hash, key) else {
+        return Ok(None);
+    };
+    let invalid = || {
+        configuration(
+            ruby,
+            format!(
+                "{name}: must be an Array of Strings (got {})",
+                value.inspect()
+            ),
+        )
+    };
+    let array = RArray::from_value(value).ok_or_else(invalid)?;
+    array
+        .into_iter()
+        .map(|item| {
+            RString::from_value(item)
+                .and_then(|string| string.to_string().ok())
+                .ok_or_else(invalid)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 fn redis_option(ruby: &Ruby, hash: RHash) -> Result<RedisOption, Error> {
     Ok(RedisOption {
         url: string(ruby, hash, "url", "redis: url")?,
@@ -171,6 +197,7 @@ fn redis_option(ruby: &Ruby, hash: RHash) -> Result<RedisOption, Error> {
         ca_pem: bytes(ruby, hash, "ca_pem", "redis: ssl_params ca_file")?,
         cert_pem: bytes(ruby, hash, "cert_pem", "redis: ssl_params cert")?,
         key_pem: bytes(ruby, hash, "key_pem", "redis: ssl_params key")?,
+        cluster: strings(ruby, hash, "cluster", "redis: cluster")?,
     })
 }
 
