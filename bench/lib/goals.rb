@@ -3,12 +3,14 @@
 require_relative "format"
 require_relative "stores"
 require_relative "goals/propagation_goals"
+require_relative "goals/topology_goals"
 
 module Bench
   # The issue's goals, judged against one run's results. Each Goal has the
   # measured value (text), the target (text) and whether it was met (nil when
   # its section did not run). The propagation goals are Goals::PropagationGoals
-  # (goals/propagation_goals.rb).
+  # (goals/propagation_goals.rb), the topology goals Goals::TopologyGoals
+  # (goals/topology_goals.rb).
   class Goals
     Goal = Struct.new(:name, :measured, :target, :met)
 
@@ -17,6 +19,7 @@ module Bench
     FLAT = 0.02
 
     include PropagationGoals
+    include TopologyGoals
 
     def initialize(results)
       @results = results
@@ -24,7 +27,7 @@ module Bench
 
     # Every goal, in the order of the report's sections.
     def all
-      micro + propagation + flood + memory
+      micro + propagation + topologies + flood + memory
     end
 
     private

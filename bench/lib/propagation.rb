@@ -21,23 +21,29 @@ module Bench
     WARM_UP = 20
     REPETITIONS = 3
 
-    def initialize(fixtures, bus_url:, scale:)
+    # +bus+ is the stores' redis: option; +reader_counts+ the numbers of
+    # reader processes measured (each tight and sleeping).
+    def initialize(fixtures, bus:, scale:, reader_counts: [1, READERS])
       @fixtures = fixtures
-      @bus_url = bus_url
+      @bus = bus
+      @reader_counts = reader_counts
       @writes = [(WRITES * scale).round, 50].max
       @repetitions = scale < 0.1 ? 1 : REPETITIONS
       @rng = Random.new(42)
     end
 
-    # The four series: 1 reader tight and sleeping, READERS readers tight and sleeping.
+    # The series: for each number of readers, a tight and a sleeping reader.
     def run
-      options = { redis: @bus_url, channel: @fixtures.channel("propagation"), cache: :memory_store }
-      peers = @fixtures.peers(:writer, *(1..READERS).map { |i| "reader-#{i}" })
+      options = { redis: @bus, channel: @fixtures.channel("propagation"), cache: :memory_store }
+      peers = @fixtures.peers(:writer, *(1..@reader_counts.max).map { |i| "reader-#{i}" })
       @writer, *readers = peers
-      [@writer, readers.first].each { |peer| @fixtures.open_store(peer, **options) }
-      results = %i[tight sleepy].map { |mode| series(readers.first(1), mode) }
-      readers.drop(1).each { |peer| @fixtures.open_store(peer, **options) }
-      results + %i[tight sleepy].map { |mode| series(readers, mode) }
+      @fixtures.open_store(@writer, **options)
+      opened = 0
+      @reader_counts.flat_map do |count|
+        readers[opened...count].each { |peer| @fixtures.open_store(peer, **options) }
+        opened = count
+        %i[tight sleepy].map { |mode| series(readers.first(count), mode) }
+      end
     ensure
       @fixtures.release(*peers) if peers
     end

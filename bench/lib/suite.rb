@@ -6,6 +6,7 @@ require_relative "fixtures"
 require_relative "stores"
 require_relative "micro"
 require_relative "propagation"
+require_relative "topologies"
 require_relative "flood"
 require_relative "l1_memory"
 require_relative "rss_growth"
@@ -43,7 +44,8 @@ module Bench
       progress(section) do
         case section
         when "micro" then micro(results)
-        when "propagation" then results[:propagation] = Propagation.new(@fixtures, bus_url: @bus.url, scale: @scale).run
+        when "propagation" then results[:propagation] = Propagation.new(@fixtures, bus: @bus.url, scale: @scale).run
+        when "topologies" then results[:topologies] = Topologies.new(@fixtures, scale: @scale).run
         when "flood" then results[:flood] = Flood.new(@fixtures, scale: @scale).run
         when "memory" then memory(results)
         when "rss" then results[:rss] = RssGrowth.new(@fixtures, bus_url: @bus.url, scale: @scale).run

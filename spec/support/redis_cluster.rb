@@ -2,16 +2,13 @@
 
 require "redis"
 require_relative "redis_server"
-require_relative "wait_helpers"
 
-# A private Redis Cluster on loopback for the topology specs: PRIMARIES
-# primaries, each with one replica, every node a RedisServer (so started and
-# stopped by pid), joined by `redis-cli --cluster create`. It answers where a
-# channel's slot lives, kills a primary and waits for its replica to take
-# over, and moves a slot from one primary to another.
+# A private Redis Cluster on loopback, for the cluster specs and bench/run:
+# PRIMARIES primaries, each with one replica, every node a RedisServer (so
+# started and stopped by pid), joined by `redis-cli --cluster create`. It
+# answers where a channel's slot lives, kills a primary and waits for its
+# replica to take over, and moves a slot from one primary to another.
 class RedisCluster
-  include WaitHelpers
-
   PRIMARIES = 3
   # Milliseconds before a silent node is judged failed (and its replica promoted).
   NODE_TIMEOUT = 1000
@@ -61,7 +58,7 @@ class RedisCluster
   # Kills +primary+ (SIGKILL) and waits until another node serves its slots.
   def fail_over(primary, slot)
     primary.kill
-    wait_until(timeout: 30, interval: 0.05, message: "no replica took over slot #{slot}") do
+    await(timeout: 30, message: "no replica took over slot #{slot}") do
       owner = owner_of(slot)
       owner != primary && cluster_ok?(owner)
     rescue Redis::BaseError
@@ -80,7 +77,7 @@ class RedisCluster
     [target, source, *(primaries - [source, target])].each do |server|
       call(server, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
     end
-    wait_until(timeout: 30, interval: 0.05, message: "the cluster did not agree that slot #{slot} moved") do
+    await(timeout: 30, message: "the cluster did not agree that slot #{slot} moved") do
       live_servers.all? { |server| owner_on(server, slot) == target.port }
     end
     target
@@ -101,7 +98,7 @@ class RedisCluster
   end
 
   def wait_until_healthy
-    wait_until(timeout: 30, interval: 0.05, message: "the cluster did not become healthy") do
+    await(timeout: 30, message: "the cluster did not become healthy") do
       live_servers.all? { |server| cluster_ok?(server) }
     end
   end
@@ -110,6 +107,16 @@ class RedisCluster
     call(server, "CLUSTER", "INFO").include?("cluster_state:ok")
   rescue Redis::BaseError
     false
+  end
+
+  # Polls the block every 50 ms until it holds; raises +message+ after +timeout+ seconds.
+  def await(timeout:, message:)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+    until yield
+      raise message if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+      sleep 0.05
+    end
   end
 
   def call(server, *command)
