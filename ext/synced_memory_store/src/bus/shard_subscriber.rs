@@ -12,7 +12,7 @@
 //! migrated away, or the node lost it in a failover) ends the subscription at
 //! once; the disconnect rule then covers whatever may have been missed.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use redis::{PushKind, RedisError, Value};
 
@@ -40,7 +40,13 @@ pub(crate) fn listen(
     // that every message sent before its command has been applied.
     let mut probe_sent_at = clock::monotonic_nanos();
     let mut probe_deadline = Some(Instant::now() + health.timeout);
-    if let Err(error) = connection.send_packed_command(&subscribe) {
+    // Reads wait at most one interval, so probes go out on time whether or
+    // not messages are flowing, and a close is noticed within an interval.
+    // (The lease, not this loop, bounds how long L1 is trusted.)
+    if let Err(error) = connection
+        .set_read_timeout(Some(health.interval))
+        .and_then(|()| connection.send_packed_command(&subscribe))
+    {
         return lost(error);
     }
     let mut next_probe = Instant::now() + health.interval;
@@ -61,18 +67,13 @@ pub(crate) fn listen(
                 return lost(error);
             }
         }
-        let wait = probe_deadline
-            .unwrap_or(next_probe)
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1));
-        if let Err(error) = connection.set_read_timeout(Some(wait)) {
-            return lost(error);
-        }
         match connection.recv_response() {
             Ok(Value::Push { kind, data }) => match kind {
                 PushKind::SMessage | PushKind::Message => {
-                    if let [channel, Value::BulkString(payload)] = data.as_slice() {
-                        if *channel == Value::BulkString(settings.channel.as_bytes().to_vec()) {
+                    if let [Value::BulkString(channel), Value::BulkString(payload)] =
+                        data.as_slice()
+                    {
+                        if channel.as_slice() == settings.channel.as_bytes() {
                             bus.deliver(payload, member);
                         }
                     }
