@@ -85,6 +85,25 @@ RSpec.describe "Sync: the bus on a Redis Cluster", :cluster do
     expect(reader.stats).to include(reconnects: 0, missed: 0, rejected: 0)
   end
 
+  context "with an ACL user allowed only the channel and the commands the bus sends" do
+    let(:acl) do
+      ["bus", "on", ">bus-password", "resetchannels", "&#{channel}", "resetkeys", "-@all",
+       *%w[+hello +auth +ssubscribe +spublish +cluster|slots]]
+    end
+    let(:peers) do
+      cluster.servers.select(&:running?).each { |server| server.command("ACL", "SETUSER", *acl) }
+      spawn_peers(:writer, :reader,
+                  redis: { cluster: cluster.seeds, username: "bus", password: "bus-password" }, channel: channel,
+                  cache: [:redis_cache_store, { url: l2_server.url, namespace: l2_namespace }])
+    end
+
+    it "keeps two processes in sync" do
+      writer.write("flag", "on")
+      eventually { reader.l1_read("flag") == [:hit, "on"] }
+      expect(reader.stats).to include(connected: true, last_error: nil, reconnects: 0)
+    end
+  end
+
   it "serves nothing stale past health_timeout when the primary dies, and follows the promoted replica" do
     primary = cluster.owner_of(slot)
     written, record = write_during { cluster.fail_over(primary, slot) }

@@ -168,12 +168,18 @@ fn parse_slots(reply: &Value, asked: &str) -> RedisResult<Vec<Range>> {
         .collect()
 }
 
-/// Whether the server knows `SPUBLISH` (Redis 7+).
+/// Whether the server knows `SPUBLISH` (Redis 7+). A user not allowed to ask
+/// (`COMMAND INFO`) is taken to be on Redis 7: if it is not, `SSUBSCRIBE`
+/// fails as an unknown command, which `stats[:last_error]` shows.
 fn serves_sharded_pub_sub(connection: &mut redis::Connection) -> RedisResult<bool> {
-    let info: Value = redis::cmd("COMMAND")
+    let info: Value = match redis::cmd("COMMAND")
         .arg("INFO")
         .arg("SPUBLISH")
-        .query(connection)?;
+        .query(connection)
+    {
+        Err(error) if error.code() == Some("NOPERM") => return Ok(true),
+        answer => answer?,
+    };
     Ok(match info {
         Value::Array(items) => items.first().is_some_and(|item| *item != Value::Nil),
         _ => false,
