@@ -88,7 +88,7 @@ RSpec.describe "Sync: the bus on a Redis Cluster", :cluster do
   context "with an ACL user allowed only the channel and the commands the bus sends" do
     let(:acl) do
       ["bus", "on", ">bus-password", "resetchannels", "&#{channel}", "resetkeys", "-@all",
-       *%w[+hello +auth +ssubscribe +spublish +cluster|slots]]
+       "+hello", "+auth", "+ssubscribe", "+spublish", "+cluster|slots"]
     end
     let(:peers) do
       cluster.servers.select(&:running?).each { |server| server.command("ACL", "SETUSER", *acl) }
