@@ -79,11 +79,16 @@ module SyncedMemoryStore
       from_hash(parts.merge(ssl_params: config.ssl ? config.ssl_params : nil).compact)
     end
 
-    # ssl_params as redis-rb takes them (OpenSSL objects or file names) as PEM.
+    # ssl_params as redis-rb takes them (OpenSSL objects or file names), or
+    # PEM text (as an environment variable may hold it), as PEM. Settings the
+    # bus cannot honour (ca_path, cert_store, verify_hostname: false …) are
+    # refused rather than ignored: ignored, they would fail every connection
+    # later with a cause that points elsewhere.
     def tls_parts(params)
       params = params.transform_keys(&:to_sym)
+      check_tls_params(params)
       parts = {}
-      parts[:ca_pem] = read_pem(params[:ca_file], "ca_file") if params[:ca_file]
+      parts[:ca_pem] = pem(params[:ca_file], "ca_file") if params[:ca_file]
       parts[:cert_pem] = pem(params[:cert], "cert") if params[:cert]
       parts[:key_pem] = pem(params[:key], "key") if params[:key]
       if params.key?(:verify_mode)
@@ -93,17 +98,46 @@ module SyncedMemoryStore
       parts
     end
 
-    def pem(object, name)
-      return object.to_pem if object.respond_to?(:to_pem)
-      return read_pem(object, name) if object.is_a?(String)
+    # The ssl_params the bus honours (verify_hostname only as true: the host
+    # name is always checked when the certificate is).
+    TLS_PARAMS = %i[ca_file cert key verify_mode verify_hostname].freeze
 
-      raise ConfigurationError, "redis: ssl_params #{name} must be a PEM file name or an OpenSSL object"
+    # Raises ConfigurationError for ssl_params the bus cannot honour.
+    def check_tls_params(params)
+      unknown = params.keys - TLS_PARAMS
+      unless unknown.empty?
+        raise ConfigurationError,
+              "redis: ssl_params #{unknown.map(&:inspect).join(", ")} #{unknown.size > 1 ? "are" : "is"} " \
+              "not supported (supported: :ca_file, :cert, :key, :verify_mode)"
+      end
+      return unless params[:verify_hostname] == false
+
+      raise ConfigurationError,
+            "redis: ssl_params verify_hostname: false is not supported (the host name is checked " \
+            "unless verify_mode: OpenSSL::SSL::VERIFY_NONE)"
     end
 
+    # PEM of an OpenSSL object, of PEM text, or of the file a String names.
+    # Never shows the value: it may be a private key.
+    def pem(object, name)
+      return object.to_pem if object.respond_to?(:to_pem)
+      unless object.is_a?(String)
+        raise ConfigurationError, "redis: ssl_params #{name} must be a PEM file name, PEM text or an OpenSSL object"
+      end
+      return object.b if object.include?("-----BEGIN ")
+
+      read_pem(object, name)
+    end
+
+    # The bytes of the file +path+ names, for the ssl_params +name+.
     def read_pem(path, name)
       File.binread(path)
-    rescue SystemCallError => e
-      raise ConfigurationError, "redis: ssl_params #{name} #{path} cannot be read (#{e.message})"
+    rescue SystemCallError, ArgumentError => e
+      # The message of the error alone: Ruby's adds the path, which may be
+      # something that was never meant as one.
+      reason = e.is_a?(SystemCallError) ? e.class.new.message : e.message
+      shown = path.bytesize > 200 || path.match?(/[\n\0]/) ? "(neither a file name nor PEM text)" : path
+      raise ConfigurationError, "redis: ssl_params #{name} #{shown} cannot be read (#{reason})"
     end
   end
 end

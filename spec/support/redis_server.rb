@@ -3,6 +3,7 @@
 require "tmpdir"
 require_relative "redis_server/process_control"
 require_relative "redis_server/commands"
+require_relative "redis_server/tls"
 
 # A private redis-server on a free loopback port, for specs, bin/demo and the
 # benchmarks. It is started and stopped by pid (never by name), keeps no data
@@ -11,7 +12,8 @@ require_relative "redis_server/commands"
 #
 # Its process is started, signalled and reaped by RedisServer::ProcessControl
 # (redis_server/process_control.rb); RedisServer::Commands (redis_server/commands.rb)
-# gives its URL and sends it single commands.
+# gives its URL and sends it single commands. With +tls:+ (a RedisServer::Tls,
+# redis_server/tls.rb) it listens with TLS only, and its URL is rediss://.
 class RedisServer
   START_TIMEOUT = 10
   STOP_TIMEOUT = 5
@@ -31,11 +33,14 @@ class RedisServer
   include ProcessControl
   include Commands
 
-  attr_reader :port, :pid, :dir
+  attr_reader :port, :pid, :dir, :tls
 
-  # +arguments+ are added to the server's command line (e.g. cluster settings).
-  def initialize(port: nil, executable: ENV.fetch("REDIS_SERVER", "redis-server"), stop_at_exit: true, arguments: [])
+  # +arguments+ are added to the server's command line (e.g. cluster
+  # settings); +tls+ makes it listen with TLS only (see RedisServer::Tls).
+  def initialize(port: nil, executable: ENV.fetch("REDIS_SERVER", "redis-server"), stop_at_exit: true, tls: nil,
+                 arguments: [])
     @port = port
+    @tls = tls
     @arguments = arguments
     @stop_at_exit = stop_at_exit
     @executable = executable

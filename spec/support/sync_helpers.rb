@@ -18,9 +18,10 @@ module SyncHelpers
   end
 
   # Starts peer processes (in parallel) and returns them in the order named.
-  # With store options, each opens its :main store with them.
-  def spawn_peers(*names, **store_options)
-    launches = names.map { |name| Peer.launch(name: name.to_s, dir: sync_dir) }
+  # With store options, each opens its :main store with them. +env+ is added
+  # to their environment.
+  def spawn_peers(*names, env: {}, **store_options)
+    launches = names.map { |name| Peer.launch(name: name.to_s, dir: sync_dir, env: env) }
     peers = launches.map do |launch|
       launch.connect.tap { |peer| sync_peers << peer }
     rescue StandardError
@@ -40,9 +41,10 @@ module SyncHelpers
     parent.fork_peer(name: name.to_s, dir: sync_dir).tap { |peer| sync_peers << peer }
   end
 
-  # Starts a redis-server (on +port+, or a free one), stopped after the example.
-  def start_redis(port: nil)
-    server = RedisServer.new(port: port)
+  # Starts a redis-server (on +port+, or a free one; with TLS only, given a
+  # RedisServer::Tls), stopped after the example.
+  def start_redis(port: nil, tls: nil)
+    server = RedisServer.new(port: port, tls: tls)
     sync_redis_servers << server
     server.start
   end
@@ -78,6 +80,17 @@ module SyncHelpers
   # Waits (polling peers, so a little slower than wait_until's default).
   def eventually(timeout: 5, message: nil, &condition)
     wait_until(timeout: timeout, interval: POLL, message: message, &condition)
+  end
+
+  # Why +store+ (in this process) is not connected: its stats[:last_error],
+  # once it has one, which wait_for_connection's error ends with too.
+  def why_not_connected(store)
+    cause = eventually(message: "the store never said why it is not connected") { store.stats[:last_error] }
+    expect { store.wait_for_connection(0.2) }.to raise_error(SyncedMemoryStore::ConnectionError) do |error|
+      expect(error.message).to end_with(": #{cause}")
+    end
+    expect(store.stats).to include(connected: false, trusted: false)
+    cause
   end
 
   # A barrier: +sender+ writes a fresh token under a key of its own and this

@@ -11,12 +11,13 @@ class Peer
   # process that is not our child (a forked peer) is signalled the same way
   # but reaped by its own parent.
   module Processes
-    # Starts a peer process; #connect on the result waits until it is ready.
-    def launch(name:, dir:)
+    # Starts a peer process, with +env+ added to its environment; #connect on
+    # the result waits until it is ready.
+    def launch(name:, dir:, env: {})
       socket_path = File.join(dir, "#{name}.sock")
       log_path = File.join(dir, "#{name}.log")
       server = UNIXServer.new(socket_path)
-      pid = Process.spawn(RbConfig.ruby, "-I", LIB, PROGRAM, socket_path,
+      pid = Process.spawn(env, RbConfig.ruby, "-I", LIB, PROGRAM, socket_path,
                           in: File::NULL, out: [log_path, "a"], err: %i[child out])
       Launch.new(name, pid, server, socket_path, log_path)
     end

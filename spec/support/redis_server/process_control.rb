@@ -73,11 +73,16 @@ class RedisServer
 
     def spawn_server
       @pid = Process.spawn(
-        @executable, "--port", port.to_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        @executable, *listen_arguments, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
         "--dir", @dir, "--logfile", log_path, "--daemonize", "no", *@arguments,
         in: File::NULL, out: File::NULL, err: File::NULL
       )
       RedisServer.running << self if @stop_at_exit
+    end
+
+    # A plain port, or (RedisServer::Tls) a TLS port only.
+    def listen_arguments
+      tls ? tls.listen_arguments(port) : ["--port", port.to_s]
     end
 
     def wait_until_ready

@@ -23,10 +23,7 @@ pub(crate) fn run(bus: &Bus) {
     while let Some(changes) = bus.outbox.take(BATCH_CHANGES, BATCH_BYTES) {
         if link.is_none() {
             match super::connect(&bus.settings) {
-                Ok(fresh) => {
-                    link = Some(fresh);
-                    backoff = Duration::from_millis(10);
-                }
+                Ok(fresh) => link = Some(fresh),
                 Err(error) => {
                     bus.failed(super::failure::describe(&error, &bus.settings));
                     bus.outbox.requeue_safely(changes);
@@ -59,14 +56,20 @@ pub(crate) fn run(bus: &Bus) {
             Ok(_) => {
                 Stats::add(&bus.stats.published, count);
                 bus.outbox.published(last);
+                backoff = Duration::from_millis(10);
             }
             Err(error) => {
                 bus.failed(super::failure::describe(&error, &bus.settings));
                 link = None;
                 bus.outbox.requeue_safely(batch.changes);
-                if bus.closing() {
+                // Only a PUBLISH that went through proves the server takes
+                // them: one it refuses (NOPERM) is refused again on a fresh
+                // connection, so the retries back off like failed connects
+                // rather than opening connections as fast as it answers.
+                if !super::pause(backoff, || bus.closing()) {
                     return;
                 }
+                backoff = (backoff * 2).min(bus.settings.health.reconnect_max);
             }
         }
     }

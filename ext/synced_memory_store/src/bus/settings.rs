@@ -3,11 +3,14 @@
 //! fault and never show a password.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{
     ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates,
 };
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::bus::cluster::ClusterSettings;
 use crate::bus::message::{Secret, Wire, FORMAT};
@@ -370,12 +373,87 @@ fn tls_certificates(redis: &RedisOption) -> Result<Option<TlsCertificates>> {
         (None, None) => None,
         _ => return Err(config("redis: ssl_params cert and key go together".into())),
     };
+    if let Some(ca) = &root_cert {
+        check_ca(ca)?;
+    }
+    if let Some(client) = &client_tls {
+        check_client_certificate(client)?;
+    }
     Ok(
         (root_cert.is_some() || client_tls.is_some()).then_some(TlsCertificates {
             client_tls,
             root_cert,
         }),
     )
+}
+
+// The TLS material is checked as the store is made, as the TLS library will
+// read it on every connection: a file that is not what its option says then
+// fails here, naming the option, rather than every connection later, in words
+// that point elsewhere (a CA file without a certificate reads as "the server's
+// certificate is not signed by a CA this process trusts"). Nothing from the
+// files is shown: a key is a secret.
+
+fn check_ca(pem: &[u8]) -> Result<()> {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates(pem, "ca_file")? {
+        roots.add(certificate).map_err(|e| {
+            config(format!(
+                "redis: ssl_params ca_file holds a certificate that cannot be a trust anchor ({e})"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+fn check_client_certificate(client: &redis::ClientTlsConfig) -> Result<()> {
+    let chain = certificates(&client.client_cert, "cert")?;
+    let key = private_key(&client.client_key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config(format!("redis: ssl_params: TLS is unavailable ({e})")))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_client_auth_cert(chain, key)
+        .map(drop)
+        .map_err(|e| {
+            config(format!(
+                "redis: ssl_params key does not go with cert, or cannot be used ({e})"
+            ))
+        })
+}
+
+/// The certificates in `pem`, which must hold at least one.
+fn certificates(pem: &[u8], option: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| config(format!("redis: ssl_params {option} is not valid PEM ({e})")))?;
+    if certificates.is_empty() {
+        return Err(config(format!(
+            "redis: ssl_params {option} holds no certificate (a PEM block \
+             -----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    Ok(certificates)
+}
+
+fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>> {
+    let encrypted = |marker: &[u8]| pem.windows(marker.len()).any(|window| window == marker);
+    if encrypted(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || encrypted(b"Proc-Type: 4,ENCRYPTED") {
+        return Err(config(
+            "redis: ssl_params key is encrypted; give it decrypted, e.g. as \
+             OpenSSL::PKey.read(File.read(path), passphrase)"
+                .into(),
+        ));
+    }
+    // The parser's own error is not shown: it may quote the key.
+    PrivateKeyDer::from_pem_slice(pem).map_err(|_| {
+        config(
+            "redis: ssl_params key holds no private key (a PEM block -----BEGIN PRIVATE KEY-----, \
+             RSA PRIVATE KEY or EC PRIVATE KEY)"
+                .into(),
+        )
+    })
 }
 
 fn describe(addr: &ConnectionAddr, settings: &RedisConnectionInfo) -> String {
@@ -415,6 +493,58 @@ mod tests {
             url: Some(url.into()),
             ..Default::default()
         }
+    }
+
+    /// A self-signed certificate (public; its key is not kept).
+    const CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----
+MIIBdzCCAR6gAwIBAgIUZA4HmPGdzr1it/4h3OTsRgE6QsYwCgYIKoZIzj0EAwIw
+EjEQMA4GA1UEAwwHZml4dHVyZTAgFw0yNjExMzAwOTA3MDVaGA8yMTI2MTEwNjA5
+MDcwNVowEjEQMA4GA1UEAwwHZml4dHVyZTBZMBMGByqGSM49AgEGCCqGSM49AwEH
+A0IABKRo90Dan45gRL686CL/sN168FmcS0XBZNO2qquKbVFRy+/YnIRKiCUw7Uip
+J2R8eWVOnyiJyzksQb4JwPVmJl6jUDBOMB0GA1UdDgQWBBRCHZBcptlRglNMShtz
+nvy7in222DAfBgNVHSMEGDAWgBRCHZBcptlRglNMShtznvy7in222DAMBgNVHRMB
+Af8EAjAAMAoGCCqGSM49BAMCA0cAMEQCIAKY1Rk14mzg5YyXNDDzYzr1ACY17z0r
+X3x0immiX/KVAiBziraAS6HQfSewUEYe7PGcdDin5/sXpU+NQ1ooyfwKOA==
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn tls_material_that_is_not_what_its_option_says_is_refused_by_name() {
+        let error = |ca: &[u8], cert: &[u8], key: &[u8]| {
+            settings(RedisOption {
+                url: Some("rediss://h:6390/0".into()),
+                ca_pem: (!ca.is_empty()).then(|| ca.to_vec()),
+                cert_pem: (!cert.is_empty()).then(|| cert.to_vec()),
+                key_pem: (!key.is_empty()).then(|| key.to_vec()),
+                ..Default::default()
+            })
+            .err()
+            .map(|e| e.to_string())
+        };
+        assert_eq!(error(CERTIFICATE, b"", b""), None);
+        let no_ca = error(b"not PEM\n", b"", b"").unwrap();
+        assert!(
+            no_ca.contains("ssl_params ca_file holds no certificate"),
+            "{no_ca}"
+        );
+        let no_cert = error(b"", b"not PEM\n", b"a key").unwrap();
+        assert!(
+            no_cert.contains("ssl_params cert holds no certificate"),
+            "{no_cert}"
+        );
+        let no_key = error(b"", CERTIFICATE, b"secret-material\n").unwrap();
+        assert!(
+            no_key.contains("ssl_params key holds no private key"),
+            "{no_key}"
+        );
+        assert!(!no_key.contains("secret-material"), "{no_key}");
+        let encrypted = error(
+            b"",
+            CERTIFICATE,
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nc2VjcmV0\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        assert!(encrypted.contains("key is encrypted"), "{encrypted}");
     }
 
     #[test]
