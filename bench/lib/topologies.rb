@@ -3,6 +3,8 @@
 require_relative "fixtures"
 require_relative "propagation"
 require_relative "../../spec/support/redis_cluster"
+require_relative "../../spec/support/redis_server/tls"
+require_relative "../../spec/support/tls_certificates"
 
 module Bench
   # Propagation (as in Propagation, one reader process, tight and sleeping)
@@ -10,10 +12,12 @@ module Bench
   # in the same run: the figure each topology is judged against.
   #
   # * single: one redis-server on loopback;
+  # * tls: one redis-server speaking TLS only (a certificate from a CA made
+  #   for the run; server authentication);
   # * cluster: a Redis Cluster of 3 primaries and 3 replicas (sharded pub/sub
   #   at the primary of the channel's slot).
   class Topologies
-    NAMES = %w[single cluster].freeze
+    NAMES = %w[single tls cluster].freeze
 
     def initialize(fixtures, scale:)
       @fixtures = fixtures
@@ -30,12 +34,24 @@ module Bench
     def measure(name)
       case name
       when "single" then propagation(@fixtures.redis.url)
+      when "tls" then over_tls { |server, ca| propagation({ url: server.url, ssl_params: { ca_file: ca } }) }
       when "cluster" then on_cluster { |cluster| propagation({ cluster: cluster.seeds }) }
       end
     end
 
     def propagation(bus)
       Propagation.new(@fixtures, bus: bus, scale: @scale, reader_counts: [1]).run
+    end
+
+    def over_tls
+      certificates = TlsCertificates.new
+      ca = certificates.authority("bench-ca")
+      pair = certificates.issue("bench-server", by: ca)
+      server = RedisServer.new(tls: RedisServer::Tls.new(cert: pair.cert, key: pair.key, ca: ca.cert)).start
+      yield server, ca.cert
+    ensure
+      server&.stop
+      certificates&.remove
     end
 
     def on_cluster

@@ -27,6 +27,7 @@ module Bench
 
       TOPOLOGY_NOTES = {
         "single" => "**single**: one redis-server on loopback.",
+        "tls" => "**tls**: one redis-server speaking TLS only, its certificate from a CA made for the run.",
         "cluster" => "**cluster**: a Redis Cluster of 3 primaries and 3 replicas on loopback; the bus uses sharded " \
                      "pub/sub at the primary that owns the channel's slot."
       }.freeze
