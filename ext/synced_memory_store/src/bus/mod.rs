@@ -325,11 +325,15 @@ pub(crate) fn open(
     if resp3 {
         redis_settings = redis_settings.set_protocol(ProtocolVersion::RESP3);
     }
+    // TCP_NODELAY: a message is one small write that should leave at once
+    // (over TLS it may be several writes, the later ones otherwise held back
+    // by Nagle's algorithm until the first is acknowledged).
     let info = settings
         .connection
         .clone()
         .set_addr(addr.clone())
-        .set_redis_settings(redis_settings);
+        .set_redis_settings(redis_settings)
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
     let client = match &settings.tls {
         Some(certificates) => Client::build_with_tls(info, certificates.clone())?,
         None => Client::open(info)?,
