@@ -12,6 +12,7 @@ pub(crate) mod message;
 pub(crate) mod outbox;
 pub(crate) mod publisher;
 pub(crate) mod senders;
+pub(crate) mod sentinel;
 pub(crate) mod settings;
 pub(crate) mod subscriber;
 pub(crate) mod thread;
@@ -22,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use redis::{Client, Connection, RedisResult};
+use redis::{Client, Connection, ConnectionInfo, RedisResult};
 
 use crate::stats::Stats;
 use events::{Event, Events};
@@ -260,16 +261,39 @@ impl Bus {
     }
 }
 
-/// Opens a connection as the settings describe, within the health timeout.
-pub(crate) fn connect(settings: &BusSettings) -> RedisResult<Connection> {
+/// An open connection and the server it reached.
+pub(crate) struct Link {
+    pub(crate) connection: Connection,
+    /// Which server answered (with Sentinel, the primary found; it changes
+    /// with a failover).
+    pub(crate) server: String,
+}
+
+/// Opens a connection as the settings describe (with Sentinel, to the primary
+/// the sentinels name), within the health timeout; or says why it could not,
+/// in words for `stats[:last_error]` (see `failure.rs`).
+pub(crate) fn connect(settings: &BusSettings) -> Result<Link, String> {
+    if let Some(sentinel) = &settings.sentinel {
+        return sentinel.connect(settings);
+    }
+    match open(settings, &settings.connection) {
+        Ok(connection) => Ok(Link {
+            connection,
+            server: settings.description.clone(),
+        }),
+        Err(error) => Err(failure::describe(&error, settings)),
+    }
+}
+
+/// Opens a connection to `info` with the settings' TLS material, within the
+/// health timeout.
+pub(crate) fn open(settings: &BusSettings, info: &ConnectionInfo) -> RedisResult<Connection> {
     // rustls needs a process-wide crypto provider before the first TLS
     // handshake; installing it twice is harmless (the second call fails quietly).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match &settings.tls {
-        Some(certificates) => {
-            Client::build_with_tls(settings.connection.clone(), certificates.clone())?
-        }
-        None => Client::open(settings.connection.clone())?,
+        Some(certificates) => Client::build_with_tls(info.clone(), certificates.clone())?,
+        None => Client::open(info.clone())?,
     };
     let connection = client
         .get_connection_with_timeout(settings.health.timeout.max(Duration::from_millis(100)))?;

@@ -11,6 +11,7 @@ use redis::{
 
 use crate::bus::message::{Secret, Wire, FORMAT};
 use crate::bus::outbox::BATCH_BYTES;
+use crate::bus::sentinel::{Sentinel, SentinelOption};
 use crate::error::{Error, Result};
 
 /// Default channel name, before the database number is added (Redis pub/sub
@@ -50,6 +51,17 @@ pub(crate) struct RedisOption {
     pub(crate) cert_pem: Option<Vec<u8>>,
     /// PEM client key.
     pub(crate) key_pem: Option<Vec<u8>>,
+    /// Sentinels to ask where the primary is (see `sentinel.rs`); the
+    /// credentials, database and TLS above are then the primary's.
+    pub(crate) sentinels: Option<Vec<SentinelOption>>,
+    /// The name the sentinels know the primary by.
+    pub(crate) name: Option<String>,
+    /// `role:` (only `master` with sentinels).
+    pub(crate) role: Option<String>,
+    /// ACL user name on the sentinels.
+    pub(crate) sentinel_username: Option<String>,
+    /// Password on the sentinels.
+    pub(crate) sentinel_password: Option<String>,
 }
 
 /// Timing of the bus's health checks and reconnects.
@@ -81,6 +93,9 @@ pub(crate) struct BusSettings {
     pub(crate) connection: ConnectionInfo,
     /// TLS material beyond the system's roots, if any.
     pub(crate) tls: Option<TlsCertificates>,
+    /// With Sentinel: whom to ask for the primary (`connection` is then the
+    /// template of connections to it).
+    pub(crate) sentinel: Option<Sentinel>,
     /// A printable address (no credentials), for errors and inspect.
     pub(crate) description: String,
     /// The pub/sub channel.
@@ -159,7 +174,11 @@ impl BusSettings {
                 })?,
         };
         let redis = &options.redis;
-        let (connection, description) = connection_info(redis)?;
+        let (connection, mut description) = connection_info(redis)?;
+        let sentinel = Sentinel::from_option(redis, &connection)?;
+        if let Some(sentinel) = &sentinel {
+            description = sentinel.describe();
+        }
         let channel = match &options.channel {
             Some(channel) if channel.is_empty() => {
                 return Err(config("channel: must be a non-empty String".into()))
@@ -179,6 +198,7 @@ impl BusSettings {
         Ok(BusSettings {
             connection,
             tls: tls_certificates(redis)?,
+            sentinel,
             description,
             channel,
             wire,
@@ -317,7 +337,7 @@ fn describe(addr: &ConnectionAddr, settings: &RedisConnectionInfo) -> String {
 }
 
 /// `url` with any password replaced, for messages.
-fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://[credentials]@{}", &url[..scheme], &url[at + 1..])

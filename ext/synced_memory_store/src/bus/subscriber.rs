@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 
-use super::failure::describe;
+use super::failure::describe_at;
 use super::{Bus, Member};
 use crate::clock;
 use crate::stats::Stats;
@@ -20,11 +20,17 @@ pub(crate) fn run(bus: &Bus, member: &dyn Member) {
     let mut subscribed_before = false;
     while !bus.closing() {
         let cause = match super::connect(&bus.settings) {
-            Ok(mut connection) => {
+            Ok(mut link) => {
                 backoff = Duration::from_millis(10);
-                listen(bus, member, &mut connection, &mut subscribed_before)
+                listen(
+                    bus,
+                    member,
+                    &mut link.connection,
+                    &link.server,
+                    &mut subscribed_before,
+                )
             }
-            Err(error) => Some(describe(&error, &bus.settings)),
+            Err(cause) => Some(cause),
         };
         bus.unsubscribed(member, cause);
         if !super::pause(backoff, || bus.closing()) {
@@ -35,17 +41,18 @@ pub(crate) fn run(bus: &Bus, member: &dyn Member) {
     bus.unsubscribed(member, None);
 }
 
-/// Subscribes and applies messages until the connection fails, stalls or the
-/// bus closes; returns why it ended (None: closing).
+/// Subscribes and applies messages until the connection (to `server`) fails,
+/// stalls or the bus closes; returns why it ended (None: closing).
 fn listen(
     bus: &Bus,
     member: &dyn Member,
     connection: &mut Connection,
+    server: &str,
     subscribed_before: &mut bool,
 ) -> Option<String> {
     let health = &bus.settings.health;
     let settings = &bus.settings;
-    let lost = |error: redis::RedisError| Some(describe(&error, settings));
+    let lost = |error: redis::RedisError| Some(describe_at(&error, server, settings));
     // SUBSCRIBE as a plain command, whose reply is read as one: a server
     // that refuses it (NOAUTH, NOPERM for the channel) answers with an error
     // that redis-rs's PubSub::subscribe would drop, leaving a subscription
@@ -67,8 +74,8 @@ fn listen(
         Ok(redis::Value::Array(_)) => {}
         Ok(other) => {
             return Some(format!(
-                "{} did not confirm the subscription to {} (PING answered {other:?})",
-                settings.description, settings.channel
+                "{server} did not confirm the subscription to {} (PING answered {other:?})",
+                settings.channel
             ))
         }
         Err(error) => return lost(error),
@@ -101,8 +108,8 @@ fn listen(
                 Err(error) if interrupted(&error) => {}
                 Err(error) if error.is_timeout() => {
                     return Some(format!(
-                        "{} did not answer a PING within {:?} (stalled?)",
-                        settings.description, health.timeout
+                        "{server} did not answer a PING within {:?} (stalled?)",
+                        health.timeout
                     ))
                 }
                 Err(error) => return lost(error),
