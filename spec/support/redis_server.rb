@@ -33,10 +33,21 @@ class RedisServer
 
   attr_reader :port, :pid
 
-  def initialize(port: nil, executable: ENV.fetch("REDIS_SERVER", "redis-server"), stop_at_exit: true)
+  # +arguments+ are added to the command line (<tt>["--replicaof", "127.0.0.1", port]</tt>).
+  def initialize(port: nil, executable: ENV.fetch("REDIS_SERVER", "redis-server"), stop_at_exit: true,
+                 arguments: [])
     @port = port
     @stop_at_exit = stop_at_exit
     @executable = executable
+    @arguments = arguments.map(&:to_s)
     @dir = Dir.mktmpdir("synced-memory-store-redis")
+  end
+
+  private
+
+  # The server's command line (RedisSentinel has its own).
+  def command_line
+    [@executable, "--port", port.to_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+     "--dir", @dir, "--logfile", log_path, "--daemonize", "no", *@arguments]
   end
 end

@@ -40,9 +40,10 @@ module SyncHelpers
     parent.fork_peer(name: name.to_s, dir: sync_dir).tap { |peer| sync_peers << peer }
   end
 
-  # Starts a redis-server (on +port+, or a free one), stopped after the example.
-  def start_redis(port: nil)
-    server = RedisServer.new(port: port)
+  # Starts a redis-server (on +port+, or a free one; +options+ as
+  # RedisServer.new takes them), stopped after the example.
+  def start_redis(port: nil, **options)
+    server = RedisServer.new(port: port, **options)
     sync_redis_servers << server
     server.start
   end
