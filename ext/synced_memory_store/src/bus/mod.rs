@@ -263,6 +263,7 @@ impl Bus {
 
 /// An open connection and the server it reached.
 pub(crate) struct Link {
+    /// The connection, handshake done (credentials, database).
     pub(crate) connection: Connection,
     /// Which server answered (with Sentinel, the primary found; it changes
     /// with a failover).
