@@ -1,19 +1,24 @@
 # frozen_string_literal: true
 
 require_relative "redis_option/cluster_seeds"
+require_relative "redis_option/sentinels"
 
 module SyncedMemoryStore
   # Turns the store's +redis:+ option into the Hash of connection parts the
   # native bus takes: a URL String (<tt>redis://</tt>, <tt>rediss://</tt>,
   # <tt>unix://</tt>), a Hash (+url+, +host+, +port+, +path+, +db+,
-  # +username+, +password+, +ssl+, +ssl_params+), or a redis-rb / redis-client
-  # object whose connection settings are read. Only settings are read from a
-  # client object; the bus opens connections of its own.
+  # +username+, +password+, +ssl+, +ssl_params+; for Sentinel also
+  # +sentinels+, +name+, +role+, +sentinel_username+, +sentinel_password+), or
+  # a redis-rb / redis-client object whose connection settings are read. Only
+  # settings are read from a client object; the bus opens connections of its own.
   module RedisOption
     # Where the bus connects when neither +redis:+ nor REDIS_URL says otherwise.
     DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
     PARTS = %i[url host port path db username password ssl ssl_params].freeze
+
+    # What a Sentinel setup adds to PARTS (see RedisOption::Sentinels).
+    SENTINEL_PARTS = %i[sentinels name role sentinel_username sentinel_password].freeze
 
     # Client options that say nothing about where Redis is (timeouts, drivers,
     # reconnect policy): accepted and ignored, so a redis-rb options Hash works.
@@ -42,28 +47,36 @@ module SyncedMemoryStore
 
     def from_hash(hash)
       hash = hash.transform_keys(&:to_sym)
-      raise ConfigurationError, "redis: sentinels: is not supported; give the URL of a primary" if hash[:sentinels]
+      if hash[:sentinels] && hash[:cluster]
+        raise ConfigurationError, "redis: sentinels: and cluster: exclude each other"
+      end
 
-      unknown = hash.keys - PARTS - IGNORED - %i[sentinels cluster]
+      unknown = hash.keys - PARTS - IGNORED - SENTINEL_PARTS - %i[cluster]
       unless unknown.empty?
         raise ConfigurationError,
               "redis: unknown option#{"s" if unknown.size > 1} #{unknown.map(&:inspect).join(", ")} " \
-              "(expected #{PARTS.map(&:inspect).join(", ")})"
+              "(expected #{(PARTS + SENTINEL_PARTS).map(&:inspect).join(", ")})"
       end
 
       parts = hash.slice(*PARTS).compact
       tls = parts.delete(:ssl_params)
       parts[:ssl] = parts[:ssl] ? true : false if parts.key?(:ssl)
       parts.merge!(tls_parts(tls)) if tls
-      hash.key?(:cluster) ? ClusterSeeds.merge(parts, hash[:cluster]) : parts
+      return ClusterSeeds.merge(parts, hash[:cluster]) if hash.key?(:cluster)
+
+      hash[:sentinels].nil? ? parts : parts.merge(Sentinels.parts(hash))
     end
 
     # redis-rb 4 (Redis#_client.options), redis-rb 5 (Redis#_client.config,
     # a RedisClient::Config) and redis-client (RedisClient#config).
     def from_client(client)
       inner = client.respond_to?(:_client) ? client._client : client
-      if inner.respond_to?(:config) && inner.config.respond_to?(:host)
-        from_config(inner.config)
+      config = inner.config if inner.respond_to?(:config)
+      # Before #host: a SentinelConfig's host asks the sentinels.
+      if config.respond_to?(:sentinel?) && config.sentinel?
+        from_hash(Sentinels.from_config(config))
+      elsif config.respond_to?(:host)
+        from_config(config)
       elsif inner.respond_to?(:options) && inner.options.is_a?(Hash)
         from_hash(inner.options.except(:url))
       else

@@ -46,4 +46,12 @@ class RedisServer
     @executable = executable
     @dir = Dir.mktmpdir("synced-memory-store-redis")
   end
+
+  private
+
+  # The server's command line (RedisSentinel has its own).
+  def command_line
+    [@executable, *listen_arguments, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+     "--dir", @dir, "--logfile", log_path, "--daemonize", "no", *@arguments.map(&:to_s)]
+  end
 end

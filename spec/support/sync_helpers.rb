@@ -42,9 +42,10 @@ module SyncHelpers
   end
 
   # Starts a redis-server (on +port+, or a free one; with TLS only, given a
-  # RedisServer::Tls), stopped after the example.
-  def start_redis(port: nil, tls: nil)
-    server = RedisServer.new(port: port, tls: tls)
+  # RedisServer::Tls; +options+ as RedisServer.new takes them), stopped after
+  # the example.
+  def start_redis(port: nil, tls: nil, **options)
+    server = RedisServer.new(port: port, tls: tls, **options)
     sync_redis_servers << server
     server.start
   end

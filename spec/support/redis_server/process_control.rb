@@ -72,11 +72,7 @@ class RedisServer
     end
 
     def spawn_server
-      @pid = Process.spawn(
-        @executable, *listen_arguments, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", @dir, "--logfile", log_path, "--daemonize", "no", *@arguments,
-        in: File::NULL, out: File::NULL, err: File::NULL
-      )
+      @pid = Process.spawn(*command_line, in: File::NULL, out: File::NULL, err: File::NULL)
       RedisServer.running << self if @stop_at_exit
     end
 

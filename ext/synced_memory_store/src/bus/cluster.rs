@@ -64,7 +64,11 @@ pub(crate) fn connect(settings: &BusSettings, cluster: &ClusterSettings) -> Redi
     } else {
         PubSub::Broadcast
     };
-    Ok(Link { connection, pubsub })
+    Ok(Link {
+        connection,
+        pubsub,
+        server: settings.description.clone(),
+    })
 }
 
 /// The address of a node, with the seeds' TLS settings.

@@ -13,7 +13,12 @@ use super::settings::BusSettings;
 
 /// A sentence for `error`, which happened talking to the bus `settings` name.
 pub(crate) fn describe(error: &RedisError, settings: &BusSettings) -> String {
-    let server = &settings.description;
+    describe_at(error, &settings.description, settings)
+}
+
+/// A sentence for `error`, which happened talking to `server` (one of the
+/// servers of the bus `settings` name: a sentinel, the primary it named).
+pub(crate) fn describe_at(error: &RedisError, server: &str, settings: &BusSettings) -> String {
     if error.code() == Some("NOPERM") {
         let detail = error.detail().unwrap_or("").trim();
         return format!(

@@ -13,6 +13,7 @@ pub(crate) mod message;
 pub(crate) mod outbox;
 pub(crate) mod publisher;
 pub(crate) mod senders;
+pub(crate) mod sentinel;
 pub(crate) mod settings;
 pub(crate) mod shard_subscriber;
 pub(crate) mod subscriber;
@@ -24,7 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use redis::{Client, Connection, ConnectionAddr, ProtocolVersion, RedisResult};
+use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, ProtocolVersion, RedisResult};
 
 use crate::stats::Stats;
 use events::{Event, Events};
@@ -267,6 +268,10 @@ impl Bus {
 pub(crate) struct Link {
     pub(crate) connection: Connection,
     pub(crate) pubsub: PubSub,
+    /// Which server answered, for messages and to notice a move to another
+    /// (with Sentinel, the primary found, which changes with a failover;
+    /// otherwise the bus's description).
+    pub(crate) server: String,
 }
 
 /// How a channel is published and subscribed to on a link.
@@ -300,15 +305,22 @@ impl PubSub {
     }
 }
 
-/// Opens a link to the server that carries the channel.
-pub(crate) fn connect(settings: &BusSettings) -> RedisResult<Link> {
+/// Opens a link to the server that carries the channel (with Sentinel, the
+/// primary the sentinels name), within the health timeout; or says why it
+/// could not, in words for `stats[:last_error]` (see `failure.rs`).
+pub(crate) fn connect(settings: &BusSettings) -> Result<Link, String> {
+    if let Some(sentinel) = &settings.sentinel {
+        return sentinel.connect(settings);
+    }
     match &settings.cluster {
         Some(cluster) => cluster::connect(settings, cluster),
-        None => Ok(Link {
-            connection: open(settings, settings.connection.addr(), false)?,
+        None => open(settings, settings.connection.addr(), false).map(|connection| Link {
+            connection,
             pubsub: PubSub::Classic,
+            server: settings.description.clone(),
         }),
     }
+    .map_err(|error| failure::describe(&error, settings))
 }
 
 /// Opens a connection to `addr` with the settings' credentials, database and
@@ -318,22 +330,28 @@ pub(crate) fn open(
     addr: &ConnectionAddr,
     resp3: bool,
 ) -> RedisResult<Connection> {
-    // rustls needs a process-wide crypto provider before the first TLS
-    // handshake; installing it twice is harmless (the second call fails quietly).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut redis_settings = settings.connection.redis_settings().clone();
     if resp3 {
         redis_settings = redis_settings.set_protocol(ProtocolVersion::RESP3);
     }
-    // TCP_NODELAY: a message is one small write that should leave at once
-    // (over TLS it may be several writes, the later ones otherwise held back
-    // by Nagle's algorithm until the first is acknowledged).
     let info = settings
         .connection
         .clone()
         .set_addr(addr.clone())
-        .set_redis_settings(redis_settings)
-        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        .set_redis_settings(redis_settings);
+    open_info(settings, info)
+}
+
+/// Opens a connection as `info` says (a sentinel's has credentials of its
+/// own), with the settings' TLS material, within the health timeout.
+pub(crate) fn open_info(settings: &BusSettings, info: ConnectionInfo) -> RedisResult<Connection> {
+    // rustls needs a process-wide crypto provider before the first TLS
+    // handshake; installing it twice is harmless (the second call fails quietly).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // TCP_NODELAY: a message is one small write that should leave at once
+    // (over TLS it may be several writes, the later ones otherwise held back
+    // by Nagle's algorithm until the first is acknowledged).
+    let info = info.set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
     let client = match &settings.tls {
         Some(certificates) => Client::build_with_tls(info, certificates.clone())?,
         None => Client::open(info)?,

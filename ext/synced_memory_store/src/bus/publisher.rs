@@ -6,9 +6,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use super::failure::describe_at;
 use super::message::{Batch, Change, Op};
 use super::outbox::{BATCH_BYTES, BATCH_CHANGES};
-use super::{Bus, Link};
+use super::{sentinel, Bus, Link};
 use crate::clock;
 use crate::stats::Stats;
 
@@ -19,13 +20,15 @@ pub(crate) fn run(bus: &Bus) {
     // Connect before the first change arrives, so the first write does not pay
     // for the connection; if Redis is not there yet, the loop retries on demand.
     let mut link: Option<Link> = super::connect(&bus.settings).ok();
+    // The server the last batch was published to.
+    let mut published_to: Option<String> = None;
     let mut backoff = Duration::from_millis(10);
     while let Some(changes) = bus.outbox.take(BATCH_CHANGES, BATCH_BYTES) {
         if link.is_none() {
             match super::connect(&bus.settings) {
                 Ok(fresh) => link = Some(fresh),
-                Err(error) => {
-                    bus.failed(super::failure::describe(&error, &bus.settings));
+                Err(cause) => {
+                    bus.failed(cause);
                     bus.outbox.requeue_safely(changes);
                     if !super::pause(backoff, || bus.closing()) {
                         return;
@@ -34,6 +37,23 @@ pub(crate) fn run(bus: &Bus) {
                     continue;
                 }
             }
+        }
+        let current = link.as_mut().expect("connected above");
+        if published_to
+            .as_ref()
+            .is_some_and(|server| *server != current.server)
+        {
+            // Another server than the last one (a failover, see sentinel.rs):
+            // its subscribers may have missed what went to the other, so
+            // every L1 is dropped first. The dummy sequence number is replaced.
+            published_to = None;
+            let clear = Change {
+                seq: 0,
+                op: Op::Clear,
+            };
+            bus.outbox
+                .requeue_safely(std::iter::once(clear).chain(changes).collect());
+            continue;
         }
         let last = changes.last().map_or(0, |change| change.seq);
         let changes = coalesce(changes);
@@ -44,22 +64,29 @@ pub(crate) fn run(bus: &Bus) {
             changes,
         };
         let payload = bus.settings.wire.encode(&batch);
-        let Link { connection, pubsub } = link.as_mut().expect("connected above");
+        let channel = &bus.settings.channel;
         // On a cluster a MOVED answer (the channel's slot has moved) fails
         // like a lost connection: the batch is requeued safely and the next
         // connection finds the slot's new owner.
-        let sent = redis::cmd(pubsub.publish())
-            .arg(&bus.settings.channel)
-            .arg(payload)
-            .query::<i64>(connection);
+        let sent = match &bus.settings.sentinel {
+            Some(_) => sentinel::publish(&mut current.connection, channel, &payload),
+            None => redis::cmd(current.pubsub.publish())
+                .arg(channel)
+                .arg(payload)
+                .query::<i64>(&mut current.connection)
+                .map(drop),
+        };
         match sent {
-            Ok(_) => {
+            Ok(()) => {
                 Stats::add(&bus.stats.published, count);
                 bus.outbox.published(last);
                 backoff = Duration::from_millis(10);
+                if published_to.as_deref() != Some(current.server.as_str()) {
+                    published_to = Some(current.server.clone());
+                }
             }
             Err(error) => {
-                bus.failed(super::failure::describe(&error, &bus.settings));
+                bus.failed(describe_at(&error, &current.server, &bus.settings));
                 link = None;
                 bus.outbox.requeue_safely(batch.changes);
                 // Only a PUBLISH that went through proves the server takes

@@ -15,6 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::bus::cluster::ClusterSettings;
 use crate::bus::message::{Secret, Wire, FORMAT};
 use crate::bus::outbox::BATCH_BYTES;
+use crate::bus::sentinel::{Sentinel, SentinelOption};
 use crate::error::{Error, Result};
 
 /// Default channel name, before the database number is added (Redis pub/sub
@@ -57,6 +58,17 @@ pub(crate) struct RedisOption {
     /// Redis Cluster nodes (`host:port`) to ask where the channel lives; the
     /// other parts (credentials, TLS) apply to every node.
     pub(crate) cluster: Option<Vec<String>>,
+    /// Sentinels to ask where the primary is (see `sentinel.rs`); the
+    /// credentials, database and TLS above are then the primary's.
+    pub(crate) sentinels: Option<Vec<SentinelOption>>,
+    /// The name the sentinels know the primary by.
+    pub(crate) name: Option<String>,
+    /// `role:` (only `master` with sentinels).
+    pub(crate) role: Option<String>,
+    /// ACL user name on the sentinels.
+    pub(crate) sentinel_username: Option<String>,
+    /// Password on the sentinels.
+    pub(crate) sentinel_password: Option<String>,
 }
 
 /// Timing of the bus's health checks and reconnects.
@@ -91,6 +103,9 @@ pub(crate) struct BusSettings {
     pub(crate) cluster: Option<ClusterSettings>,
     /// TLS material beyond the system's roots, if any.
     pub(crate) tls: Option<TlsCertificates>,
+    /// With Sentinel: whom to ask for the primary (`connection` is then the
+    /// template of connections to it).
+    pub(crate) sentinel: Option<Sentinel>,
     /// A printable address (no credentials), for errors and inspect.
     pub(crate) description: String,
     /// The pub/sub channel.
@@ -176,6 +191,15 @@ impl BusSettings {
                 "redis: db must be 0 with cluster: (a Redis Cluster has one database)".into(),
             ));
         }
+        let sentinel = Sentinel::from_option(redis, &connection)?;
+        if let Some(sentinel) = &sentinel {
+            if seeds.is_some() {
+                return Err(config(
+                    "redis: sentinels: and cluster: exclude each other".into(),
+                ));
+            }
+            description = sentinel.describe();
+        }
         let channel = match &options.channel {
             Some(channel) if channel.is_empty() => {
                 return Err(config("channel: must be a non-empty String".into()))
@@ -222,6 +246,7 @@ impl BusSettings {
             connection,
             cluster,
             tls: tls_certificates(redis)?,
+            sentinel,
             description,
             channel,
             wire,
@@ -468,7 +493,7 @@ fn describe(addr: &ConnectionAddr, settings: &RedisConnectionInfo) -> String {
 }
 
 /// `url` with any password replaced, for messages.
-fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://[credentials]@{}", &url[..scheme], &url[at + 1..])

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 
-use super::failure::describe;
+use super::failure::describe_at;
 use super::{Bus, Member, PubSub};
 use crate::clock;
 use crate::stats::Stats;
@@ -23,9 +23,13 @@ pub(crate) fn run(bus: &Bus, member: &dyn Member) {
             Ok(mut link) => {
                 backoff = Duration::from_millis(10);
                 match link.pubsub {
-                    PubSub::Classic => {
-                        listen(bus, member, &mut link.connection, &mut subscribed_before)
-                    }
+                    PubSub::Classic => listen(
+                        bus,
+                        member,
+                        &mut link.connection,
+                        &link.server,
+                        &mut subscribed_before,
+                    ),
                     PubSub::Sharded | PubSub::Broadcast => super::shard_subscriber::listen(
                         bus,
                         member,
@@ -34,7 +38,7 @@ pub(crate) fn run(bus: &Bus, member: &dyn Member) {
                     ),
                 }
             }
-            Err(error) => Some(describe(&error, &bus.settings)),
+            Err(cause) => Some(cause),
         };
         bus.unsubscribed(member, cause);
         if !super::pause(backoff, || bus.closing()) {
@@ -45,17 +49,18 @@ pub(crate) fn run(bus: &Bus, member: &dyn Member) {
     bus.unsubscribed(member, None);
 }
 
-/// Subscribes and applies messages until the connection fails, stalls or the
-/// bus closes; returns why it ended (None: closing).
+/// Subscribes and applies messages until the connection (to `server`) fails,
+/// stalls or the bus closes; returns why it ended (None: closing).
 fn listen(
     bus: &Bus,
     member: &dyn Member,
     connection: &mut Connection,
+    server: &str,
     subscribed_before: &mut bool,
 ) -> Option<String> {
     let health = &bus.settings.health;
     let settings = &bus.settings;
-    let lost = |error: redis::RedisError| Some(describe(&error, settings));
+    let lost = |error: redis::RedisError| Some(describe_at(&error, server, settings));
     // SUBSCRIBE as a plain command, whose reply is read as one: a server
     // that refuses it (NOAUTH, NOPERM for the channel) answers with an error
     // that redis-rs's PubSub::subscribe would drop, leaving a subscription
@@ -77,8 +82,8 @@ fn listen(
         Ok(redis::Value::Array(_)) => {}
         Ok(other) => {
             return Some(format!(
-                "{} did not confirm the subscription to {} (PING answered {other:?})",
-                settings.description, settings.channel
+                "{server} did not confirm the subscription to {} (PING answered {other:?})",
+                settings.channel
             ))
         }
         Err(error) => return lost(error),
@@ -106,8 +111,8 @@ fn listen(
                 Err(error) if interrupted(&error) => {}
                 Err(error) if error.is_timeout() => {
                     return Some(format!(
-                        "{} did not answer a PING within {:?} (stalled?)",
-                        settings.description, health.timeout
+                        "{server} did not answer a PING within {:?} (stalled?)",
+                        health.timeout
                     ))
                 }
                 Err(error) => return lost(error),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use magnus::{prelude::*, Error, Float, Integer, RArray, RHash, RString, Ruby, Symbol, Value};
 
+use crate::bus::sentinel::SentinelOption;
 use crate::bus::settings::{BusOptions, BusSettings, Health, RedisOption};
 use crate::config::Config;
 use crate::error::Error as CoreError;
@@ -28,11 +29,18 @@ fn string(ruby: &Ruby, hash: RHash, key: &str, option: &str) -> Result<Option<St
                 .or_else(|| {
                     Symbol::from_value(value).and_then(|s| s.name().ok().map(|n| Ok(n.to_string())))
                 });
+            // A password's value is never shown, only what kind of thing it is.
+            let shown = if key.ends_with("password") {
+                // SAFETY: copied at once, with no Ruby call in between.
+                format!("a {}", unsafe { value.classname() }.into_owned())
+            } else {
+                value.inspect()
+            };
             match text {
                 Some(Ok(text)) => Ok(text),
                 Some(Err(_)) | None => Err(configuration(
                     ruby,
-                    format!("{option} must be a String (got {})", value.inspect()),
+                    format!("{option} must be a String (got {shown})"),
                 )),
             }
         })
@@ -198,7 +206,47 @@ fn redis_option(ruby: &Ruby, hash: RHash) -> Result<RedisOption, Error> {
         cert_pem: bytes(ruby, hash, "cert_pem", "redis: ssl_params cert")?,
         key_pem: bytes(ruby, hash, "key_pem", "redis: ssl_params key")?,
         cluster: strings(ruby, hash, "cluster", "redis: cluster")?,
+        sentinels: sentinels(ruby, hash)?,
+        name: string(ruby, hash, "name", "redis: name")?,
+        role: string(ruby, hash, "role", "redis: role")?,
+        sentinel_username: string(ruby, hash, "sentinel_username", "redis: sentinel_username")?,
+        sentinel_password: string(ruby, hash, "sentinel_password", "redis: sentinel_password")?,
     })
+}
+
+/// `sentinels:`: an Array of Hashes (`url:` or `host:` and `port:`, with
+/// `username:` and `password:` if the sentinel has its own), as the Ruby side
+/// hands them over.
+fn sentinels(ruby: &Ruby, hash: RHash) -> Result<Option<Vec<SentinelOption>>, Error> {
+    let Some(value) = fetch(ruby, hash, "sentinels") else {
+        return Ok(None);
+    };
+    let list = RArray::from_value(value).ok_or_else(|| {
+        configuration(
+            ruby,
+            format!(
+                "redis: sentinels: must be an Array (got {})",
+                value.inspect()
+            ),
+        )
+    })?;
+    list.into_iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let option = format!("redis: sentinels[{index}]");
+            let entry = RHash::from_value(entry).ok_or_else(|| {
+                configuration(ruby, format!("{option} must be a Hash or a URL String"))
+            })?;
+            Ok(SentinelOption {
+                url: string(ruby, entry, "url", &format!("{option} url"))?,
+                host: string(ruby, entry, "host", &format!("{option} host"))?,
+                port: integer(ruby, entry, "port", &format!("{option} port"))?,
+                username: string(ruby, entry, "username", &format!("{option} username"))?,
+                password: string(ruby, entry, "password", &format!("{option} password"))?,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()
+        .map(Some)
 }
 
 /// The node's configuration from the Hash the Ruby store builds: `size:`
