@@ -17,9 +17,6 @@ module SyncedMemoryStore
 
     PARTS = %i[url host port path db username password ssl ssl_params].freeze
 
-    # What a Sentinel setup adds to PARTS (see RedisOption::Sentinels).
-    SENTINEL_PARTS = %i[sentinels name role sentinel_username sentinel_password].freeze
-
     # Client options that say nothing about where Redis is (timeouts, drivers,
     # reconnect policy): accepted and ignored, so a redis-rb options Hash works.
     IGNORED = %i[
@@ -47,36 +44,34 @@ module SyncedMemoryStore
 
     def from_hash(hash)
       hash = hash.transform_keys(&:to_sym)
-      if hash[:sentinels] && hash[:cluster]
-        raise ConfigurationError, "redis: sentinels: and cluster: exclude each other"
-      end
-
-      unknown = hash.keys - PARTS - IGNORED - SENTINEL_PARTS - %i[cluster]
-      unless unknown.empty?
-        raise ConfigurationError,
-              "redis: unknown option#{"s" if unknown.size > 1} #{unknown.map(&:inspect).join(", ")} " \
-              "(expected #{(PARTS + SENTINEL_PARTS).map(&:inspect).join(", ")})"
-      end
-
+      check_keys(hash)
       parts = hash.slice(*PARTS).compact
       tls = parts.delete(:ssl_params)
       parts[:ssl] = parts[:ssl] ? true : false if parts.key?(:ssl)
       parts.merge!(tls_parts(tls)) if tls
-      return ClusterSeeds.merge(parts, hash[:cluster]) if hash.key?(:cluster)
+      hash.key?(:cluster) ? ClusterSeeds.merge(parts, hash[:cluster]) : Sentinels.merge(parts, hash)
+    end
 
-      hash[:sentinels].nil? ? parts : parts.merge(Sentinels.parts(hash))
+    # Refuses what is no option here, and sentinels with a cluster.
+    def check_keys(hash)
+      if hash[:sentinels] && hash[:cluster]
+        raise ConfigurationError, "redis: sentinels: and cluster: exclude each other"
+      end
+
+      unknown = hash.keys - PARTS - IGNORED - Sentinels::PARTS - %i[cluster]
+      return if unknown.empty?
+
+      raise ConfigurationError,
+            "redis: unknown option#{"s" if unknown.size > 1} #{unknown.map(&:inspect).join(", ")} " \
+            "(expected #{(PARTS + Sentinels::PARTS).map(&:inspect).join(", ")})"
     end
 
     # redis-rb 4 (Redis#_client.options), redis-rb 5 (Redis#_client.config,
     # a RedisClient::Config) and redis-client (RedisClient#config).
     def from_client(client)
       inner = client.respond_to?(:_client) ? client._client : client
-      config = inner.config if inner.respond_to?(:config)
-      # Before #host: a SentinelConfig's host asks the sentinels.
-      if config.respond_to?(:sentinel?) && config.sentinel?
-        from_hash(Sentinels.from_config(config))
-      elsif config.respond_to?(:host)
-        from_config(config)
+      if inner.respond_to?(:config) && inner.config.respond_to?(:host)
+        from_config(inner.config)
       elsif inner.respond_to?(:options) && inner.options.is_a?(Hash)
         from_hash(inner.options.except(:url))
       else
@@ -86,6 +81,9 @@ module SyncedMemoryStore
     end
 
     def from_config(config)
+      # Before #host, which a SentinelConfig answers by asking the sentinels.
+      return from_hash(Sentinels.from_config(config)) if config.respond_to?(:sentinel?) && config.sentinel?
+
       parts = { host: config.host, port: config.port, path: config.path, db: config.db, password: config.password,
                 ssl: config.ssl ? true : false }
       parts[:username] = config.username if config.respond_to?(:username)

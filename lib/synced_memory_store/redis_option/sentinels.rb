@@ -9,10 +9,18 @@ module SyncedMemoryStore
     # sentinel also as a <tt>"redis://host:port"</tt> String. The native side
     # checks the values (see +bus/sentinel.rs+); here they only take its shape.
     module Sentinels
+      # What a Sentinel setup adds to RedisOption::PARTS.
+      PARTS = %i[sentinels name role sentinel_username sentinel_password].freeze
+
       # Keys of one sentinel's Hash.
       KEYS = %i[url host port username password].freeze
 
       module_function
+
+      # +base+ with the Sentinel parts of +hash+ (symbol keys), if it has sentinels.
+      def merge(base, hash)
+        hash[:sentinels].nil? ? base : base.merge(parts(hash))
+      end
 
       # The Sentinel parts of +hash+ (symbol keys), for the native side.
       def parts(hash)
