@@ -4,6 +4,7 @@ require_relative "fixtures"
 require_relative "propagation"
 require_relative "../../spec/support/redis_cluster"
 require_relative "../../spec/support/redis_server/tls"
+require_relative "../../spec/support/redis_sentinel"
 require_relative "../../spec/support/tls_certificates"
 
 module Bench
@@ -14,10 +15,13 @@ module Bench
   # * single: one redis-server on loopback;
   # * tls: one redis-server speaking TLS only (a certificate from a CA made
   #   for the run; server authentication);
+  # * sentinel: a primary and its replica found through a redis-sentinel (the
+  #   sentinel is asked on connecting; messages go through the primary, each
+  #   PUBLISH followed by ROLE in the same round trip);
   # * cluster: a Redis Cluster of 3 primaries and 3 replicas (sharded pub/sub
   #   at the primary of the channel's slot).
   class Topologies
-    NAMES = %w[single tls cluster].freeze
+    NAMES = %w[single tls sentinel cluster].freeze
 
     def initialize(fixtures, scale:)
       @fixtures = fixtures
@@ -35,6 +39,7 @@ module Bench
       case name
       when "single" then propagation(@fixtures.redis.url)
       when "tls" then over_tls { |server, ca| propagation({ url: server.url, ssl_params: { ca_file: ca } }) }
+      when "sentinel" then through_sentinel { |option| propagation(option) }
       when "cluster" then on_cluster { |cluster| propagation({ cluster: cluster.seeds }) }
       end
     end
@@ -52,6 +57,15 @@ module Bench
     ensure
       server&.stop
       certificates&.remove
+    end
+
+    def through_sentinel
+      primary = RedisServer.new.start
+      replica = RedisServer.new(arguments: ["--replicaof", "127.0.0.1", primary.port.to_s]).start
+      sentinel = RedisSentinel.new(primary_port: primary.port, quorum: 1, replica_ports: [replica.port]).start
+      yield({ sentinels: [{ host: "127.0.0.1", port: sentinel.port }], name: "mymaster" })
+    ensure
+      [sentinel, replica, primary].compact.each(&:stop)
     end
 
     def on_cluster

@@ -28,6 +28,8 @@ module Bench
       TOPOLOGY_NOTES = {
         "single" => "**single**: one redis-server on loopback.",
         "tls" => "**tls**: one redis-server speaking TLS only, its certificate from a CA made for the run.",
+        "sentinel" => "**sentinel**: a primary and its replica, found through a redis-sentinel; each PUBLISH is " \
+                      "followed by ROLE in the same round trip, so a batch sent to a demoted primary is sent again.",
         "cluster" => "**cluster**: a Redis Cluster of 3 primaries and 3 replicas on loopback; the bus uses sharded " \
                      "pub/sub at the primary that owns the channel's slot."
       }.freeze
