@@ -97,7 +97,7 @@ module SyncedMemoryStore
     # and one decode.
     def read(name, options = nil)
       if (key = direct_key(name, options)) && quiet?(:read)
-        value = @node.read_hit(key, MISS)
+        value = @node.read_hit(key, nil, MISS)
         return value unless MISS.equal?(value)
       end
       super
@@ -107,7 +107,7 @@ module SyncedMemoryStore
     # ActiveSupport::Cache::Store#fetch. Hits take the direct path of #read.
     def fetch(name, options = nil, &block)
       if block && (key = direct_key(name, options)) && quiet?(:read) && quiet?(:fetch_hit)
-        value = @node.read_hit(key, MISS)
+        value = @node.read_hit(key, nil, MISS)
         return value unless MISS.equal?(value)
       end
       super
