@@ -8,9 +8,13 @@ module SyncedMemoryStore
   @stores = ObjectSpace::WeakMap.new
 
   class << self
-    # Registers +store+ for #after_fork (called by Store#initialize).
+    # Registers +store+ for #after_fork (called by Store#initialize). The
+    # store is its own value: Ruby 3.1's WeakMap#each_key checks only the
+    # value's liveness (3.3 checks both), so with a value that is always live
+    # it yields keys the GC found dead and has not swept yet — at exit,
+    # #settle_all would use a store whose instance variables are being freed.
     def track(store)
-      @stores[store] = true
+      @stores[store] = store
     end
 
     # Gives every store a fresh node in a forked child (see Store#after_fork).

@@ -4,6 +4,7 @@ require "active_support/core_ext/hash/slice"
 require "active_support/core_ext/hash/except"
 
 require_relative "glob"
+require_relative "flights"
 require_relative "store/active_support_versions"
 require_relative "store/options"
 require_relative "store/direct_path"
@@ -13,6 +14,7 @@ require_relative "store/reads"
 require_relative "store/lifecycle"
 require_relative "store/counters"
 require_relative "store/maintenance"
+require_relative "store/single_flight"
 
 module SyncedMemoryStore
   # A two-level ActiveSupport cache store. L1 is this process's memory, held by
@@ -41,7 +43,9 @@ module SyncedMemoryStore
   # like every ActiveSupport store, so +travel_to+ works in tests.
   #
   # Thread safety: every method may be called from any thread. L1 is a
-  # concurrent map; no lock is taken on a read.
+  # concurrent map; no lock is taken on a read. Threads that miss one key in
+  # #fetch at once run its block once between them (see SingleFlight;
+  # +lock_timeout+ bounds the wait).
   #
   # With +sync+ on (the default), every process's L1 is kept in sync through
   # Redis pub/sub: writes are shipped by value (or, past +broadcast_max_bytes+,
@@ -66,6 +70,7 @@ module SyncedMemoryStore
     include Lifecycle
     include Counters
     include Maintenance
+    include SingleFlight
 
     # Returned by the native read for "no usable entry"; nil is a cached value.
     MISS = Object.new.freeze
@@ -88,6 +93,8 @@ module SyncedMemoryStore
       @node = Node.new(node_options(settings))
       @forks = Node.forks
       @counter_lock = Mutex.new
+      @lock_timeout = seconds_or_off(settings.fetch(:lock_timeout, DEFAULT_LOCK_TIMEOUT), ConfigurationError)
+      @flights = Flights.new
       start_bus_events
       SyncedMemoryStore.track(self)
     end
@@ -97,7 +104,7 @@ module SyncedMemoryStore
     # and one decode.
     def read(name, options = nil)
       if (key = direct_key(name, options)) && quiet?(:read)
-        value = @node.read_hit(key, MISS)
+        value = @node.read_hit(key, nil, MISS)
         return value unless MISS.equal?(value)
       end
       super
@@ -107,7 +114,7 @@ module SyncedMemoryStore
     # ActiveSupport::Cache::Store#fetch. Hits take the direct path of #read.
     def fetch(name, options = nil, &block)
       if block && (key = direct_key(name, options)) && quiet?(:read) && quiet?(:fetch_hit)
-        value = @node.read_hit(key, MISS)
+        value = @node.read_hit(key, nil, MISS)
         return value unless MISS.equal?(value)
       end
       super
@@ -139,7 +146,8 @@ module SyncedMemoryStore
     # #write_multi_entries (ActiveSupport's store provider interface) gets
     # every call.
     def write_multi(hash, options = nil)
-      return super unless quiet?(:write_multi) && method(:write_multi_entries).owner.equal?(Changes)
+      hash = unflown(hash)
+      return super(hash, options) unless quiet?(:write_multi) && method(:write_multi_entries).owner.equal?(Changes)
 
       options = merged_options(options)
       expires_at = expiry(options)

@@ -30,7 +30,9 @@ RSpec.describe SyncedMemoryStore::Node, "under GC.stress" do
       stressed { node.write("k", value, version: "v1", publish: false) }
       expect(stressed { node.read("k", "v1", miss) }).to eql(value)
       expect(stressed { node.read("k", "v2", miss) }).to equal(miss)
-      expect(stressed { node.read_hit("k", miss) }).to eql(value)
+      expect(stressed { node.read_hit("k", nil, miss) }).to eql(value)
+      expect(stressed { node.read_hit("k", "v1", miss) }).to eql(value)
+      expect(stressed { node.read_hit("k", "v2", miss) }).to equal(miss)
       expect(stressed { node.entry("k") }).to eq([value, "v1", nil, :plain])
 
       ticket = stressed { node.ticket }

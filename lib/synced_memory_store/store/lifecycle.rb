@@ -37,9 +37,13 @@ module SyncedMemoryStore
       # invalidated everywhere), :undecodable (entries this process could not
       # decode, read as misses), :invalidated (keys invalidated because a
       # change ended unfinished or unsettled), :queued, :pending, :connected,
-      # :trusted (whether reads may use L1 now) and :last_applied_at.
+      # :trusted (whether reads may use L1 now) and :last_applied_at; and for
+      # single-flight fetches (see SingleFlight) :fetch_waits (fetches that
+      # found another thread computing their key), :fetch_wait_timeouts (of
+      # those, the ones that ran their block after lock_timeout) and
+      # :fetches_in_flight (keys being computed now).
       def stats
-        @node.stats
+        @node.stats.merge!(@flights.stats)
       end
 
       # Whether the subscription to the bus is up (always false with sync off).
@@ -134,6 +138,9 @@ module SyncedMemoryStore
         inherited.abandon_after_fork
         @forks = Node.forks
         @counter_lock = Mutex.new
+        # The parent's runners did not survive the fork: a child that waited
+        # for them would wait for nothing.
+        @flights = Flights.new
         # The parent's event thread did not survive the fork.
         start_bus_events
       end

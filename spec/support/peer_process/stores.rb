@@ -65,7 +65,7 @@ class PeerProcess
     # What L1 alone holds for +key+, as a read would use it now (trust included):
     # [:hit, value] or [:miss]. Never reads L2, never fills.
     def command_l1_read(key)
-      value = store.instance_variable_get(:@node).read_hit(key, L1_MISS)
+      value = store.instance_variable_get(:@node).read_hit(key, nil, L1_MISS)
       L1_MISS.equal?(value) ? [:miss] : [:hit, value]
     end
 

@@ -54,7 +54,7 @@ pub(super) fn define(ruby: &Ruby) -> Result<(), Error> {
     class.define_singleton_method("new", function!(RbNode::new, 1))?;
     class.define_singleton_method("forks", function!(crate::fork::count, 0))?;
     class.define_method("read", method!(RbNode::read, 3))?;
-    class.define_method("read_hit", method!(RbNode::read_hit, 2))?;
+    class.define_method("read_hit", method!(RbNode::read_hit, 3))?;
     class.define_method("entry", method!(RbNode::entry, 1))?;
     class.define_method("_write", method!(RbNode::write, 9))?;
     class.define_method("_write_coded", method!(RbNode::write_coded, 7))?;
@@ -152,10 +152,17 @@ impl RbNode {
         Ok(value.unwrap_or(miss))
     }
 
-    /// `read_hit(key, miss)`: as `read` with no version, counting only hits:
-    /// the caller hands a miss on to the general path, which counts it.
-    fn read_hit(ruby: &Ruby, rb_self: &Self, key: RString, miss: Value) -> Result<Value, Error> {
-        Ok(rb_self.lookup(ruby, key, None)?.unwrap_or(miss))
+    /// `read_hit(key, version, miss)`: as `read`, counting only hits: the
+    /// caller hands a miss on to the general path, which counts it, or looks
+    /// again after a miss that was counted (a fetch about to run its block).
+    fn read_hit(
+        ruby: &Ruby,
+        rb_self: &Self,
+        key: RString,
+        version: Option<RString>,
+        miss: Value,
+    ) -> Result<Value, Error> {
+        Ok(rb_self.lookup(ruby, key, version)?.unwrap_or(miss))
     }
 
     fn lookup(
