@@ -134,11 +134,13 @@ impl Bus {
         match verdict {
             Ok(batch) => member.apply(batch),
             Err(why) => {
-                Stats::bump(&self.stats.rejected);
-                self.events.rejected(why);
+                // The rejection is counted after what it causes (L1 dropped
+                // and counted as missed), so whoever sees it counted sees that too.
                 if why.may_hide_a_change() {
                     member.missed(why);
                 }
+                self.events.rejected(why);
+                Stats::bump(&self.stats.rejected);
             }
         }
     }
