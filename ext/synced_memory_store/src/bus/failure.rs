@@ -98,6 +98,15 @@ pub(crate) fn io_error(error: &RedisError) -> Option<&io::Error> {
     }
 }
 
+/// Whether a read failed with EINTR. On Linux a `recv` on a socket with a read
+/// timeout fails so after the process was stopped and continued (SIGSTOP,
+/// SIGCONT), even with every signal blocked (signal(7)). Nothing was lost in
+/// the common case, a wait between messages; should it strike in the middle of
+/// a reply, the next read fails to parse and the subscription is rebuilt.
+pub(crate) fn interrupted(error: &redis::RedisError) -> bool {
+    io_error(error).is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
+}
+
 /// What went wrong with TLS, if that is what failed.
 fn tls_problem(error: &RedisError, settings: &BusSettings) -> Option<String> {
     let io = io_error(error)?;

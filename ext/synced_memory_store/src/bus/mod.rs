@@ -7,13 +7,16 @@
 //! verified batches in, subscription state out.
 
 pub(crate) mod cluster;
+pub(crate) mod cluster_settings;
 pub(crate) mod events;
 pub(crate) mod failure;
 pub(crate) mod message;
 pub(crate) mod outbox;
 pub(crate) mod publisher;
+pub(crate) mod redis_option;
 pub(crate) mod senders;
 pub(crate) mod sentinel;
+pub(crate) mod sentinel_settings;
 pub(crate) mod settings;
 pub(crate) mod shard_subscriber;
 pub(crate) mod subscriber;
@@ -165,6 +168,23 @@ impl Bus {
                 senders::Refusal::Replayed => Rejection::Replayed,
                 senders::Refusal::BeforeHorizon => Rejection::BeforeHorizon,
             })
+    }
+
+    /// The subscription is in place, proven by a reply to a command sent at
+    /// `sent_at` after it: counts a resubscription, tells the node (which
+    /// drops L1 if messages may have been missed) and starts the lease.
+    pub(crate) fn confirmed(
+        &self,
+        member: &dyn Member,
+        subscribed_before: &mut bool,
+        sent_at: u64,
+    ) {
+        if *subscribed_before {
+            Stats::bump(&self.stats.reconnects);
+        }
+        *subscribed_before = true;
+        self.subscribed(crate::clock::unix_millis(), member);
+        member.extend_trust(sent_at);
     }
 
     /// A subscription began at `now` (wall clock, ms): messages may have

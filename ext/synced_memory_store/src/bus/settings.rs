@@ -12,10 +12,11 @@ use redis::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::bus::cluster::ClusterSettings;
+use crate::bus::cluster_settings::ClusterSettings;
 use crate::bus::message::{Secret, Wire, FORMAT};
 use crate::bus::outbox::BATCH_BYTES;
-use crate::bus::sentinel::{Sentinel, SentinelOption};
+pub(crate) use crate::bus::redis_option::{redacted, RedisOption};
+use crate::bus::sentinel_settings::Sentinel;
 use crate::error::{Error, Result};
 
 /// Default channel name, before the database number is added (Redis pub/sub
@@ -27,49 +28,6 @@ pub(crate) const DEFAULT_BROADCAST_MAX_BYTES: usize = 64 * 1024;
 /// Default bound of the publish queue; beyond it the node drops what it cannot
 /// send and publishes "drop everything" instead.
 pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
-
-/// The `redis:` option, as the Ruby side hands it over (a URL and/or parts).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct RedisOption {
-    /// `redis://`, `rediss://` or `unix://` URL.
-    pub(crate) url: Option<String>,
-    /// Host name (instead of a URL).
-    pub(crate) host: Option<String>,
-    /// Port (default 6379).
-    pub(crate) port: Option<i64>,
-    /// Unix socket path (instead of host and port).
-    pub(crate) path: Option<String>,
-    /// Database number.
-    pub(crate) db: Option<i64>,
-    /// ACL user name.
-    pub(crate) username: Option<String>,
-    /// Password.
-    pub(crate) password: Option<String>,
-    /// Use TLS.
-    pub(crate) ssl: Option<bool>,
-    /// Verify the server's certificate (default true).
-    pub(crate) verify: Option<bool>,
-    /// PEM of the CA(s) to trust instead of the system's roots.
-    pub(crate) ca_pem: Option<Vec<u8>>,
-    /// PEM client certificate (with `key_pem`) for mutual TLS.
-    pub(crate) cert_pem: Option<Vec<u8>>,
-    /// PEM client key.
-    pub(crate) key_pem: Option<Vec<u8>>,
-    /// Redis Cluster nodes (`host:port`) to ask where the channel lives; the
-    /// other parts (credentials, TLS) apply to every node.
-    pub(crate) cluster: Option<Vec<String>>,
-    /// Sentinels to ask where the primary is (see `sentinel.rs`); the
-    /// credentials, database and TLS above are then the primary's.
-    pub(crate) sentinels: Option<Vec<SentinelOption>>,
-    /// The name the sentinels know the primary by.
-    pub(crate) name: Option<String>,
-    /// `role:` (only `master` with sentinels).
-    pub(crate) role: Option<String>,
-    /// ACL user name on the sentinels.
-    pub(crate) sentinel_username: Option<String>,
-    /// Password on the sentinels.
-    pub(crate) sentinel_password: Option<String>,
-}
 
 /// Timing of the bus's health checks and reconnects.
 #[derive(Clone, Debug, PartialEq)]
@@ -492,16 +450,6 @@ fn describe(addr: &ConnectionAddr, settings: &RedisConnectionInfo) -> String {
     }
 }
 
-/// `url` with any password replaced, for messages.
-pub(crate) fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://[credentials]@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,7 +660,7 @@ X3x0immiX/KVAiBziraAS6HQfSewUEYe7PGcdDin5/sXpU+NQ1ooyfwKOA==
         );
         assert_eq!(
             cluster.slot,
-            crate::bus::cluster::slot(b"synced_memory_store:0")
+            crate::bus::cluster_settings::slot(b"synced_memory_store:0")
         );
         assert_eq!(settings.channel, "synced_memory_store:0");
         assert_eq!(settings.connection.redis_settings().username(), Some("bus"));

@@ -16,8 +16,7 @@ use std::time::Instant;
 
 use redis::{PushKind, RedisError, Value};
 
-use super::failure::describe;
-use super::subscriber::{confirmed, interrupted};
+use super::failure::{describe, interrupted};
 use super::{Bus, Link, Member};
 use crate::clock;
 
@@ -84,7 +83,7 @@ pub(crate) fn listen(
                         member.extend_trust(probe_sent_at);
                     } else {
                         live = true;
-                        confirmed(bus, member, subscribed_before, probe_sent_at);
+                        bus.confirmed(member, subscribed_before, probe_sent_at);
                     }
                 }
                 PushKind::SUnsubscribe | PushKind::Unsubscribe => {

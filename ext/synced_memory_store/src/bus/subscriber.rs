@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 
-use super::failure::describe_at;
+use super::failure::{describe_at, interrupted};
 use super::{Bus, Member, PubSub};
 use crate::clock;
-use crate::stats::Stats;
 
 /// Runs until the bus closes.
 pub(crate) fn run(bus: &Bus, member: &dyn Member) {
@@ -88,7 +87,7 @@ fn listen(
         }
         Err(error) => return lost(error),
     }
-    confirmed(bus, member, subscribed_before, sent_at);
+    bus.confirmed(member, subscribed_before, sent_at);
     // Reads wait at most one interval, so PINGs go out on time whether or not
     // messages are flowing, and a close is noticed within an interval.
     if let Err(error) = pubsub.set_read_timeout(Some(health.interval)) {
@@ -128,30 +127,4 @@ fn listen(
         }
     }
     None
-}
-
-/// The subscription is in place, proven by a reply to a command sent at
-/// `sent_at` after it: counts a resubscription, tells the bus (the node drops
-/// L1 if messages may have been missed) and starts the lease.
-pub(super) fn confirmed(
-    bus: &Bus,
-    member: &dyn Member,
-    subscribed_before: &mut bool,
-    sent_at: u64,
-) {
-    if *subscribed_before {
-        Stats::bump(&bus.stats.reconnects);
-    }
-    *subscribed_before = true;
-    bus.subscribed(clock::unix_millis(), member);
-    member.extend_trust(sent_at);
-}
-
-/// Whether a read failed with EINTR. On Linux a `recv` on a socket with a read
-/// timeout fails so after the process was stopped and continued (SIGSTOP,
-/// SIGCONT), even with every signal blocked (signal(7)). Nothing was lost in
-/// the common case, a wait between messages; should it strike in the middle of
-/// a reply, the next read fails to parse and the subscription is rebuilt.
-pub(super) fn interrupted(error: &redis::RedisError) -> bool {
-    super::failure::io_error(error).is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use magnus::{prelude::*, Error, Float, Integer, RArray, RHash, RString, Ruby, Symbol, Value};
 
-use crate::bus::sentinel::SentinelOption;
+use crate::bus::redis_option::SentinelOption;
 use crate::bus::settings::{BusOptions, BusSettings, Health, RedisOption};
 use crate::config::Config;
 use crate::error::Error as CoreError;
