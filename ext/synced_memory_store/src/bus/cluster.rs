@@ -19,10 +19,10 @@
 //! stands. This is the fallback; Redis 7's sharded pub/sub is what the
 //! guarantees are stated for.
 
-use redis::{ConnectionAddr, ErrorKind, RedisError, RedisResult, Value};
+use redis::{ErrorKind, RedisError, RedisResult, Value};
 
 use super::cluster_settings::ClusterSettings;
-use super::settings::BusSettings;
+use super::settings::{address_like, BusSettings};
 use super::{open, Link, PubSub};
 
 /// Connects to the primary that owns the channel's slot, in RESP3 (in which a
@@ -30,7 +30,11 @@ use super::{open, Link, PubSub};
 /// out whether it serves sharded pub/sub.
 pub(crate) fn connect(settings: &BusSettings, cluster: &ClusterSettings) -> RedisResult<Link> {
     let (host, port) = owner(settings, cluster)?;
-    let mut connection = open(settings, &node_address(settings, host, port), true)?;
+    let mut connection = open(
+        settings,
+        &address_like(settings.connection.addr(), host, port),
+        true,
+    )?;
     let pubsub = if serves_sharded_pub_sub(&mut connection)? {
         PubSub::Sharded
     } else {
@@ -43,23 +47,6 @@ pub(crate) fn connect(settings: &BusSettings, cluster: &ClusterSettings) -> Redi
     })
 }
 
-/// The address of a node, with the seeds' TLS settings.
-fn node_address(settings: &BusSettings, host: String, port: u16) -> ConnectionAddr {
-    match settings.connection.addr() {
-        ConnectionAddr::TcpTls {
-            insecure,
-            tls_params,
-            ..
-        } => ConnectionAddr::TcpTls {
-            host,
-            port,
-            insecure: *insecure,
-            tls_params: tls_params.clone(),
-        },
-        _ => ConnectionAddr::Tcp(host, port),
-    }
-}
-
 /// Asks the seeds, then the nodes last learned, which primary owns the slot.
 fn owner(settings: &BusSettings, cluster: &ClusterSettings) -> RedisResult<(String, u16)> {
     let known = cluster.known.lock().clone();
@@ -67,7 +54,7 @@ fn owner(settings: &BusSettings, cluster: &ClusterSettings) -> RedisResult<(Stri
     for (host, port) in cluster.seeds.iter().chain(known.iter()) {
         let answer = open(
             settings,
-            &node_address(settings, host.clone(), *port),
+            &address_like(settings.connection.addr(), host.clone(), *port),
             false,
         )
         .and_then(|mut connection| redis::cmd("CLUSTER").arg("SLOTS").query(&mut connection));

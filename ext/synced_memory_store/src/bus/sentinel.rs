@@ -29,11 +29,11 @@
 
 use std::sync::atomic::Ordering;
 
-use redis::{ConnectionAddr, ConnectionInfo, Value};
+use redis::{ConnectionInfo, Value};
 
 use super::failure;
 use super::sentinel_settings::Sentinel;
-use super::settings::BusSettings;
+use super::settings::{address_like, BusSettings};
 use super::{Link, PubSub};
 use crate::error::Result;
 
@@ -110,7 +110,7 @@ impl Sentinel {
     ) -> Result<redis::Connection, String> {
         let who = format!("{host}:{port} (named by {shown})");
         let described = |error: redis::RedisError| failure::describe_at(&error, &who, settings);
-        let addr = at(settings.connection.addr(), host.to_owned(), port);
+        let addr = address_like(settings.connection.addr(), host.to_owned(), port);
         let mut connection = super::open(settings, &addr, false).map_err(described)?;
         // The publisher keeps this timeout: a primary that stops answering
         // for longer may be being replaced, and is left (its batch requeued).
@@ -170,24 +170,6 @@ fn role_of(reply: &Value) -> Option<String> {
     }
 }
 
-/// `template`'s kind of address (plain or TLS, with its verification), at
-/// `host:port`.
-fn at(template: &ConnectionAddr, host: String, port: u16) -> ConnectionAddr {
-    match template {
-        ConnectionAddr::TcpTls {
-            insecure,
-            tls_params,
-            ..
-        } => ConnectionAddr::TcpTls {
-            host,
-            port,
-            insecure: *insecure,
-            tls_params: tls_params.clone(),
-        },
-        _ => ConnectionAddr::Tcp(host, port),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::{BufRead, BufReader, Write};
@@ -196,6 +178,8 @@ mod tests {
 
     use super::*;
     use std::sync::atomic::AtomicUsize;
+
+    use redis::ConnectionAddr;
     use std::sync::Arc;
 
     use crate::bus::redis_option::{RedisOption, SentinelOption};
@@ -319,7 +303,7 @@ mod tests {
             ConnectionAddr::TcpTls { insecure: true, .. }
         ));
         assert!(matches!(
-            at(bus.connection.addr(), "10.0.0.9".into(), 6380),
+            address_like(bus.connection.addr(), "10.0.0.9".into(), 6380),
             ConnectionAddr::TcpTls {
                 port: 6380,
                 insecure: true,

@@ -176,19 +176,11 @@ impl BusSettings {
         };
         let cluster = seeds.map(|seeds| {
             if let Some((host, port)) = seeds.first() {
-                connection = connection.clone().set_addr(match connection.addr() {
-                    ConnectionAddr::TcpTls {
-                        insecure,
-                        tls_params,
-                        ..
-                    } => ConnectionAddr::TcpTls {
-                        host: host.clone(),
-                        port: *port,
-                        insecure: *insecure,
-                        tls_params: tls_params.clone(),
-                    },
-                    _ => ConnectionAddr::Tcp(host.clone(), *port),
-                });
+                connection = connection.clone().set_addr(address_like(
+                    connection.addr(),
+                    host.clone(),
+                    *port,
+                ));
             }
             description = format!(
                 "the cluster at {}",
@@ -272,6 +264,24 @@ fn connection_info(redis: &RedisOption) -> Result<(ConnectionInfo, String)> {
         settings.set_lib_name("synced_memory_store", env!("CARGO_PKG_VERSION")),
     );
     Ok((info, description))
+}
+
+/// `host:port` reached the way `template` is (plain TCP, or TLS with its
+/// settings): a cluster node or a primary named by a sentinel.
+pub(crate) fn address_like(template: &ConnectionAddr, host: String, port: u16) -> ConnectionAddr {
+    match template {
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => ConnectionAddr::Tcp(host, port),
+    }
 }
 
 /// The `cluster:` seeds as (host, port), checked; None without `cluster:`.
