@@ -45,16 +45,9 @@ RSpec.describe SyncedMemoryStore::Store, "with a RedisCacheStore L2" do
   context "when Redis is unreachable" do
     let(:l2) do
       ActiveSupport::Cache::RedisCacheStore.new(
-        url: "redis://127.0.0.1:#{unused_port}/0", connect_timeout: 0.2,
+        url: "redis://127.0.0.1:#{LoopbackPort.free}/0", connect_timeout: 0.2,
         error_handler: ->(method:, exception:, returning:) { errors << [method, exception.class, returning] }
       )
-    end
-
-    def unused_port
-      server = TCPServer.new("127.0.0.1", 0)
-      server.addr[1]
-    ensure
-      server&.close
     end
 
     it "treats reads as misses and reports the error to the L2's error handler" do

@@ -5,6 +5,7 @@ require "net/http"
 require "securerandom"
 require "socket"
 require "tmpdir"
+require_relative "loopback_port"
 require "fileutils"
 
 # The Rails application in spec/rails_app served by Puma in cluster mode
@@ -30,7 +31,7 @@ class PumaApp
 
   # Starts Puma and waits until it answers.
   def start
-    @port = free_port
+    @port = LoopbackPort.free
     env = {
       "PORT" => port.to_s, "L2_URL" => @l2_url, "BUS_URL" => @bus_url, "BUS_CHANNEL" => channel,
       "SECRET_KEY_BASE" => "puma-spec-#{"x" * 64}", "LOG_PATH" => @log_path, "RAILS_ENV" => "production",
@@ -98,13 +99,6 @@ class PumaApp
     Process.waitpid(@pid, Process::WNOHANG).nil?
   rescue Errno::ECHILD
     false
-  end
-
-  def free_port
-    server = TCPServer.new("127.0.0.1", 0)
-    server.addr[1]
-  ensure
-    server&.close
   end
 
   def monotonic

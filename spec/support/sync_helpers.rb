@@ -5,6 +5,7 @@ require "tmpdir"
 require "fileutils"
 require "socket"
 require "redis"
+require_relative "loopback_port"
 
 # Fixtures for the cross-process sync specs (spec/integration/sync): peer
 # processes and redis-server instances that are always stopped, by pid, after
@@ -52,10 +53,7 @@ module SyncHelpers
 
   # A loopback port nothing listens on (as long as nobody takes it meanwhile).
   def closed_port
-    server = TCPServer.new("127.0.0.1", 0)
-    server.addr[1]
-  ensure
-    server&.close
+    LoopbackPort.free
   end
 
   # The pub/sub channel of this example (every peer of the example shares it).

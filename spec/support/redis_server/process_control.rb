@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "socket"
+require_relative "../loopback_port"
 require "fileutils"
 
 class RedisServer
@@ -13,7 +14,7 @@ class RedisServer
     def start
       attempts = @port ? 1 : 5
       attempts.times do
-        @port ||= free_port
+        @port ||= LoopbackPort.free
         spawn_server
         return self if wait_until_ready
 
@@ -113,13 +114,6 @@ class RedisServer
     rescue Errno::ECHILD
       @pid = nil
       true
-    end
-
-    def free_port
-      server = TCPServer.new("127.0.0.1", 0)
-      server.addr[1]
-    ensure
-      server&.close
     end
 
     def monotonic
