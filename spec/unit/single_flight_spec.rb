@@ -420,17 +420,22 @@ RSpec.describe SyncedMemoryStore::Store, "single-flight fetch" do
     it "does not deadlock threads that meet each other's keys in the opposite order" do
       computed = Queue.new
       started = Concurrent::CountDownLatch.new(2)
+      releases = { "a" => Concurrent::Event.new, "b" => Concurrent::Event.new }
       block = lambda do |name|
         computed << name
         started.count_down
-        await(release, "the release")
+        await(releases.fetch(name), "the release of #{name}")
         name.upcase
       end
       forward = start { store.fetch_multi("a", "b", &block) }
       backward = start { store.fetch_multi("b", "a", &block) }
       expect(started.wait(5)).to be(true), "the two first keys never started"
       began = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      release.set
+      # forward lands "a" and boards "b" while backward still computes it ...
+      releases["a"].set
+      await_waiters(1)
+      # ... then backward lands "b" and takes forward's landed "a".
+      releases["b"].set
 
       expect(forward.value).to eq("a" => "A", "b" => "B")
       expect(backward.value).to eq("b" => "B", "a" => "A")
