@@ -34,11 +34,11 @@ module Bench
 
     def micro
       [
-        micro_ratio("Read hit, small Hash, vs MemoryStore", "read hit (small Hash)", 0.5),
-        micro_ratio("Read hit, 100-byte String, vs MemoryStore", "read hit (100-byte String)", 1.0),
+        micro_ratio("Read hit, small Hash, vs MemoryStore", "read hit (small Hash)", 0.2),
+        micro_ratio("Read hit, 100-byte String, vs MemoryStore", "read hit (100-byte String)", 0.25),
         micro_ratio("Fetch hit vs MemoryStore", "fetch hit (small Hash)", 0.6),
-        micro_ratio("read_multi of 20 keys vs MemoryStore", "read_multi (20 keys)", 0.6),
-        micro_ratio("Write with a MemoryStore L2 vs a MemoryStore write", "write (small Hash)", 1.5),
+        micro_ratio("read_multi of 20 keys vs MemoryStore", "read_multi (20 keys)", 0.25),
+        micro_ratio("Write with a MemoryStore L2 vs a MemoryStore write", "write (small Hash)", 1.3),
         micro_ratio("Read hit, small Hash, vs RedisCacheStore's read", "read hit (small Hash)", 0.05,
                     Stores::SMS_REDIS, Stores::REDIS),
         micro_ratio("Read hit, 100-byte String, vs RedisCacheStore's read", "read hit (100-byte String)", 0.05,
