@@ -73,13 +73,15 @@ module SyncedMemoryStore
       end
 
       # ActiveSupport's read hook: an entry expired less than +max_stale+ ago
-      # reads as a miss, so that ActiveSupport does not delete it (everywhere)
-      # as it deletes the expired entries it finds. With race_condition_ttl,
-      # an entry within that window is returned, for ActiveSupport to serve
-      # while one fetch regenerates it.
+      # (the store's or the call's, the longer: a call that serves less, or
+      # turns fail-safe off, takes nothing from the others) reads as a miss,
+      # so that ActiveSupport does not delete it (everywhere) as it deletes
+      # the expired entries it finds. With race_condition_ttl, an entry
+      # within that window is returned, for ActiveSupport to serve while one
+      # fetch regenerates it.
       def read_entry(key, **options)
         entry = super
-        return entry unless entry&.expired? && (policy = fail_safe_policy(options)) && policy.covers?(entry)
+        return entry unless entry&.expired? && kept_stale?(entry, options)
 
         race_ttl = options[:race_condition_ttl].to_i
         return entry if race_ttl.positive? && Time.now.to_f - entry.expires_at <= race_ttl
@@ -91,7 +93,13 @@ module SyncedMemoryStore
       # An entry read from L2 may fill L1 when it has not expired, or (with
       # fail-safe) expired less than +max_stale+ ago, so L1 has it if L2 fails.
       def fillable?(entry, options)
-        super || ((policy = fail_safe_policy(options)) && policy.covers?(entry)) || false
+        super || kept_stale?(entry, options)
+      end
+
+      # Whether an expired +entry+ is within the longer of the store's and
+      # the call's +max_stale+.
+      def kept_stale?(entry, options)
+        [@fail_safe, fail_safe_policy(options)].any? { |policy| policy&.covers?(entry) }
       end
 
       # ActiveSupport's hook for a fetch whose read missed (see SingleFlight,
