@@ -27,7 +27,7 @@ module Bench
 
     # Every goal, in the order of the report's sections.
     def all
-      micro + propagation + topologies + flood + memory
+      micro + propagation + topologies + flood + memory + [fail_safe]
     end
 
     private
@@ -75,6 +75,20 @@ module Bench
 
     def memory
       [budget_goal, rss_goal]
+    end
+
+    def fail_safe
+      name = "Requests that got an error during a 10 s L2 outage, raising block, keys seen before (fail_safe)"
+      run = @results[:fail_safe]
+      return Goal.new(name, "not run", "0", nil) unless run
+
+      results = run[:results].to_h { |result| [result.label, result] }
+      ours = results.fetch(FailSafeOutage::FAIL_SAFE)
+      peers = (FailSafeOutage::LABELS - [FailSafeOutage::FAIL_SAFE]).map do |label|
+        "#{label}: #{Format.count(results[label].errors)}"
+      end
+      Goal.new(name, "#{Format.count(ours.errors)} of #{Format.count(ours.requests)} (#{peers.join("; ")})", "0",
+               ours.errors.zero?)
     end
 
     def budget_goal

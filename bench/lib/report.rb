@@ -7,6 +7,7 @@ require_relative "propagation"
 require_relative "report/flood_section"
 require_relative "report/memory_sections"
 require_relative "report/topology_section"
+require_relative "report/fail_safe_section"
 
 module Bench
   # The Markdown report of one run: what it ran on, each section's table, and
@@ -23,6 +24,7 @@ module Bench
     include FloodSection
     include MemorySections
     include TopologySection
+    include FailSafeSection
 
     def initialize(results)
       @results = results
@@ -30,7 +32,7 @@ module Bench
 
     # The whole report, Markdown, ending in a newline.
     def to_s
-      [header, micro, propagation, topologies, flood, memory, rss, goals].compact.join("\n\n") << "\n"
+      [header, micro, propagation, topologies, flood, memory, rss, fail_safe, goals].compact.join("\n\n") << "\n"
     end
 
     private

@@ -17,7 +17,8 @@ module SyncedMemoryStore
 
     # Options that are the store's business and never reach the L2: the L2
     # applies its own namespace and compression settings.
-    LOCAL_OPTIONS = %i[namespace compress compress_threshold event persist silent force force_miss coder].freeze
+    LOCAL_OPTIONS = %i[namespace compress compress_threshold event persist silent force force_miss coder
+                       fail_safe].freeze
 
     # The wrapped ActiveSupport store.
     attr_reader :store

@@ -5,6 +5,8 @@ require "active_support/core_ext/hash/except"
 
 require_relative "glob"
 require_relative "flights"
+require_relative "fail_safe_policy"
+require_relative "failed_refreshes"
 require_relative "store/active_support_versions"
 require_relative "store/options"
 require_relative "store/direct_path"
@@ -15,6 +17,7 @@ require_relative "store/lifecycle"
 require_relative "store/counters"
 require_relative "store/maintenance"
 require_relative "store/single_flight"
+require_relative "store/fail_safe"
 
 module SyncedMemoryStore
   # A two-level ActiveSupport cache store. L1 is this process's memory, held by
@@ -71,6 +74,8 @@ module SyncedMemoryStore
     include Counters
     include Maintenance
     include SingleFlight
+    # After SingleFlight: a fail-safe fetch wraps the flight it takes part in.
+    include FailSafe
 
     # Returned by the native read for "no usable entry"; nil is a cached value.
     MISS = Object.new.freeze
@@ -90,7 +95,8 @@ module SyncedMemoryStore
       super(options)
       @entry_coder = entry_coder(options)
       @l2 = L2.wrap(settings[:cache])
-      @node = Node.new(node_options(settings))
+      start_fail_safe(settings[:fail_safe])
+      @node = Node.new(node_options(settings).merge(keep_expired: !@fail_safe.nil?))
       @forks = Node.forks
       @counter_lock = Mutex.new
       @lock_timeout = seconds_or_off(settings.fetch(:lock_timeout, DEFAULT_LOCK_TIMEOUT), ConfigurationError)

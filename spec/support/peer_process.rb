@@ -31,6 +31,7 @@ require_relative "peer_process/measurements"
 require_relative "peer_process/bulk_work"
 require_relative "peer_process/forking"
 require_relative "peer_process/soak"
+require_relative "peer_process/failing_fetch"
 
 $stdout.sync = true
 $stderr.sync = true
@@ -51,6 +52,7 @@ class PeerProcess
   include BulkWork
   include Forking
   include Soak
+  include FailingFetch
 
   def initialize(socket, stores = {})
     @socket = socket

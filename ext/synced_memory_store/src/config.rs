@@ -18,6 +18,10 @@ pub(crate) struct Config {
     pub(crate) size: u64,
     /// Longest any entry lives in L1 (`l1_expires_in:`), if capped.
     pub(crate) l1_expires_in: Option<Duration>,
+    /// Whether a lookup that finds an expired entry leaves it in L1 (until
+    /// its slot's `keep_for` ends) instead of removing it: the store's
+    /// `fail_safe:` serves such entries when a refresh fails.
+    pub(crate) keep_expired: bool,
     /// The bus, when sync is on.
     pub(crate) bus: Option<BusSettings>,
 }
@@ -49,8 +53,18 @@ impl Config {
         Ok(Config {
             size,
             l1_expires_in,
+            keep_expired: false,
             bus: None,
         })
+    }
+
+    /// The same settings, with expired entries kept in L1 by lookups when
+    /// `keep` (see [`Config::keep_expired`]).
+    pub(crate) fn keeping_expired(self, keep: bool) -> Self {
+        Config {
+            keep_expired: keep,
+            ..self
+        }
     }
 
     /// The same settings, with sync over the bus described by `bus`.

@@ -45,7 +45,7 @@ module SyncedMemoryStore
             @l2.delete_entry(key, options)
           else
             entry ||= build_entry(value, version, expires_at)
-            written = @l2.write_entry(key, l2_entry(entry), options)
+            written = @l2.write_entry(key, l2_entry(entry), l2_write_options(options))
             return written unless written
 
             value = @l2.raw_value(value) if options[:raw]
@@ -112,7 +112,7 @@ module SyncedMemoryStore
           @l2.delete_multi_entries(entries.keys, options)
           return true
         end
-        @l2.write_multi_entries(entries.transform_values { |entry| l2_entry(entry) }, options)
+        @l2.write_multi_entries(entries.transform_values { |entry| l2_entry(entry) }, l2_write_options(options))
       end
 
       # ActiveSupport's hook: deletes +key+ from both levels, and from every

@@ -24,13 +24,15 @@ module SyncedMemoryStore
       end
 
       # How long L1 may keep an entry expiring at +expires_at+: until then, plus
-      # the race_condition_ttl grace; at least the +expires_in+ the caller gave.
-      # (The store's l1_expires_in caps it natively.)
+      # the race_condition_ttl grace and fail-safe's max_stale; at least the
+      # +expires_in+ the caller gave. (The store's l1_expires_in caps it
+      # natively.)
       def keep_for(expires_at, options)
         return unless expires_at
 
         seconds = options[:expires_in]&.to_f || (expires_at - Time.now.to_f)
-        options[:race_condition_ttl] ? seconds + RACE_CONDITION_GRACE : seconds
+        seconds += RACE_CONDITION_GRACE if options[:race_condition_ttl]
+        seconds + stale_seconds(options)
       end
 
       def compress_threshold(options)

@@ -54,8 +54,9 @@ module SyncedMemoryStore
 
       private
 
+      # Entries expired less than fail-safe's max_stale ago stay in L1.
       def purge
-        removed = @node.purge_expired(Time.now.to_f)
+        removed = @node.purge_expired(Time.now.to_f - (@fail_safe&.max_stale || 0))
         @l2&.cleanup
         removed
       end

@@ -33,8 +33,14 @@ module SyncedMemoryStore
         ticket = @node.ticket
         entry = @l2.read_entry(key, options)
         @node.count_l2(!entry.nil?)
-        fill(key, entry, ticket, options) if entry && !entry.expired?
+        fill(key, entry, ticket, options) if entry && fillable?(entry, options)
         entry
+      end
+
+      # Whether an entry read from L2 may fill L1 (see FailSafe for expired
+      # ones).
+      def fillable?(entry, _options)
+        !entry.expired?
       end
 
       def fill(key, entry, ticket, options)
@@ -91,7 +97,8 @@ module SyncedMemoryStore
         return MISS unless entry
 
         if entry.expired?
-          @node.forget(key)
+          # With fail-safe, the expired entry stays for a fetch that fails.
+          @node.forget(key) unless @fail_safe
           MISS
         else
           entry.mismatched?(version) ? MISS : entry.value
@@ -107,10 +114,10 @@ module SyncedMemoryStore
         missing.each do |key, (name, version)|
           entry = entries[key]
           @node.count_l2(!entry.nil?)
-          next if entry.nil? || entry.expired?
+          next if entry.nil?
 
-          fill(key, entry, ticket, options)
-          found[name] = entry.value unless entry.mismatched?(version)
+          fill(key, entry, ticket, options) if fillable?(entry, options)
+          found[name] = entry.value unless entry.expired? || entry.mismatched?(version)
         end
       end
     end

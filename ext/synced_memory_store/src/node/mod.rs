@@ -113,6 +113,12 @@ impl Node {
         self.l1.remove(key)
     }
 
+    /// Whether lookups leave expired entries in L1 (`fail_safe:`; see
+    /// [`Config::keep_expired`]).
+    pub(crate) fn keeps_expired(&self) -> bool {
+        self.config.keep_expired
+    }
+
     /// Number of local changes queued or under way.
     pub(crate) fn pending_len(&self) -> usize {
         self.pending.lock().len()

@@ -184,7 +184,11 @@ impl RbNode {
             return Ok(None);
         }
         if record.expires_at.is_some() && record.is_expired_at(value::ruby_now(ruby)?) {
-            self.node.forget(&key_bytes(key));
+            // With fail_safe: the expired entry is the stale copy a failed
+            // refresh may serve, so it stays until its slot's keep_for ends.
+            if !self.node.keeps_expired() {
+                self.node.forget(&key_bytes(key));
+            }
             return Ok(None);
         }
         let value = self.decode(ruby, key, record)?;

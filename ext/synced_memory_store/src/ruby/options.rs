@@ -250,7 +250,8 @@ fn sentinels(ruby: &Ruby, hash: RHash) -> Result<Option<Vec<SentinelOption>>, Er
 }
 
 /// The node's configuration from the Hash the Ruby store builds: `size:`
-/// (bytes), `l1_expires_in:` (seconds or nil) and `bus:` (nil with sync off,
+/// (bytes), `l1_expires_in:` (seconds or nil), `keep_expired:` (true with the
+/// store's `fail_safe:`) and `bus:` (nil with sync off,
 /// else the bus options: `redis:` as a Hash of connection parts, `channel:`,
 /// `secret:`, `broadcast_max_bytes:`, `queue_capacity:`, `health_interval:`,
 /// `health_timeout:`, `reconnect_max:`, `wire_format:`).
@@ -270,7 +271,10 @@ pub(super) fn config(ruby: &Ruby, options: RHash) -> Result<Config, Error> {
         None => crate::config::DEFAULT_SIZE as i64,
     };
     let l1_expires_in = number(ruby, options, "l1_expires_in")?;
-    let config = Config::new(size, l1_expires_in).map_err(|e| errors::to_ruby(ruby, e))?;
+    let keep_expired = boolean(ruby, options, "keep_expired", "keep_expired")?.unwrap_or(false);
+    let config = Config::new(size, l1_expires_in)
+        .map_err(|e| errors::to_ruby(ruby, e))?
+        .keeping_expired(keep_expired);
     match fetch(ruby, options, "bus") {
         None => Ok(config),
         Some(bus) => {
