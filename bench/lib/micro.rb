@@ -12,6 +12,7 @@ module Bench
       "roles" => %w[admin editor], "updated_at" => Time.at(1_700_000_000)
     }.freeze
     MULTI_KEYS = Array.new(20) { |i| "multi-#{i}" }.freeze
+    TAGS = %w[user:1 org:7].freeze
 
     Figure = Struct.new(:name, :description, :microseconds, keyword_init: true)
 
@@ -25,6 +26,7 @@ module Bench
       [
         hit("read hit (100-byte String)", "s") { |store| store.read("s") },
         hit("read hit (small Hash)", "h") { |store| store.read("h") },
+        hit("read hit (small Hash, 2 tags)", "t") { |store| store.read("t") },
         hit("fetch hit (small Hash)", "h") { |store| store.fetch("h") { raise "miss" } },
         read_miss,
         write,
@@ -53,6 +55,8 @@ module Bench
       @stores.each_value do |store|
         store.write("s", STRING)
         store.write("h", HASH)
+        # Tagged where the store has tags (the others store it plainly).
+        store.write("t", HASH, **(store.respond_to?(:invalidate_tags) ? { tags: TAGS } : {}))
       end
       cases = @stores.transform_values { |store| -> { call.call(store) } }
       measure(name, "the key is cached (for SyncedMemoryStore: in L1)", cases).tap do

@@ -18,8 +18,8 @@ module Bench
   # Report::MemorySections (report/memory_sections.rb), the topology section
   # Report::TopologySection (report/topology_section.rb).
   class Report
-    HIT_FIGURES = ["read hit (100-byte String)", "read hit (small Hash)", "fetch hit (small Hash)",
-                   "read_multi (20 keys)", "fetch_multi (20 keys)"].freeze
+    HIT_FIGURES = ["read hit (100-byte String)", "read hit (small Hash)", "read hit (small Hash, 2 tags)",
+                   "fetch hit (small Hash)", "read_multi (20 keys)", "fetch_multi (20 keys)"].freeze
 
     include FloodSection
     include MemorySections

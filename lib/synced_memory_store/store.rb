@@ -4,6 +4,7 @@ require "active_support/core_ext/hash/slice"
 require "active_support/core_ext/hash/except"
 
 require_relative "glob"
+require_relative "tagged"
 require_relative "flights"
 require_relative "fail_safe_policy"
 require_relative "failed_refreshes"
@@ -17,6 +18,7 @@ require_relative "store/lifecycle"
 require_relative "store/counters"
 require_relative "store/maintenance"
 require_relative "store/single_flight"
+require_relative "store/tags"
 require_relative "store/fail_safe"
 
 module SyncedMemoryStore
@@ -74,6 +76,7 @@ module SyncedMemoryStore
     include Counters
     include Maintenance
     include SingleFlight
+    include Tags
     # After SingleFlight: a fail-safe fetch wraps the flight it takes part in.
     include FailSafe
 
@@ -111,6 +114,7 @@ module SyncedMemoryStore
     def read(name, options = nil)
       if (key = direct_key(name, options)) && quiet?(:read)
         value = @node.read_hit(key, nil, MISS)
+        value = untagged(value) if value.instance_of?(Array)
         return value unless MISS.equal?(value)
       end
       super
@@ -118,9 +122,12 @@ module SyncedMemoryStore
 
     # Fetches +name+, running the block on a miss; see
     # ActiveSupport::Cache::Store#fetch. Hits take the direct path of #read.
+    # With +tags:+, what the block returns is written with them (see Tags).
     def fetch(name, options = nil, &block)
+      check_tags(options[:tags]) if options
       if block && (key = direct_key(name, options)) && quiet?(:read) && quiet?(:fetch_hit)
         value = @node.read_hit(key, nil, MISS)
+        value = untagged(value) if value.instance_of?(Array)
         return value unless MISS.equal?(value)
       end
       super
@@ -134,7 +141,8 @@ module SyncedMemoryStore
       read_multi_entries(names, **options)
     end
 
-    # Writes +value+ under +name+; see ActiveSupport::Cache::Store#write. A
+    # Writes +value+ under +name+; see ActiveSupport::Cache::Store#write.
+    # <tt>tags: ["user:1", …]</tt> tags it for #invalidate_tags. A
     # plain String key written with no listener and no debug logger skips
     # ActiveSupport's key and version normalization (it would change nothing).
     def write(name, value, options = nil)
@@ -150,10 +158,12 @@ module SyncedMemoryStore
     # are built only where an L2 or a coder needs them, and plain String keys
     # skip normalization, as in #write. A subclass or singleton that overrides
     # #write_multi_entries (ActiveSupport's store provider interface) gets
-    # every call.
+    # every call, and so does a call with +tags:+ (every value gets them).
     def write_multi(hash, options = nil)
       hash = unflown(hash)
-      return super(hash, options) unless quiet?(:write_multi) && method(:write_multi_entries).owner.equal?(Changes)
+      unless quiet?(:write_multi) && method(:write_multi_entries).owner.equal?(Changes) && !options&.dig(:tags)
+        return super(hash, options)
+      end
 
       options = merged_options(options)
       expires_at = expiry(options)
@@ -168,6 +178,7 @@ module SyncedMemoryStore
       node = bus_node
       hash.each do |name, value|
         key, version = key_and_version(name, options)
+        value, = tagged_for_write(value, nil, options)
         store_in_l1(node, key, value, options, version: version, expires_at: expires_at)
       end
       hash

@@ -37,7 +37,7 @@ class Peer
   # Store methods forwarded as they are (see PeerProcess::STORE_METHODS).
   STORE_METHODS = %i[
     read write delete delete_multi delete_matched clear increment decrement read_multi write_multi exist? stats
-    connected? wait_for_connection flush_sync settle close closed?
+    connected? wait_for_connection flush_sync settle close closed? invalidate_tags
   ].freeze
 
   # The peer's own commands (see the command_* methods of PeerProcess).

@@ -103,6 +103,16 @@ RSpec.describe SyncedMemoryStore::Store, "fail-safe fetch" do
     expect(store.stats[:fail_safe_hits]).to eq(0)
   end
 
+  it "serves a tagged entry while its tags are current, and never once a tag was invalidated" do
+    store.write("card", "v1", expires_in: 10, tags: %w[user:1 org:7])
+    store.write("other", "v2", expires_in: 10, tags: %w[org:8])
+    travel 11
+    expect(failing_fetch("other")).to eq("v2")
+    store.invalidate_tags("org:7")
+    expect { failing_fetch("card") }.to raise_error(IOError)
+    expect(store.stats).to include(fail_safe_hits: 1)
+  end
+
   it "raises for a key that was never cached" do
     expect { failing_fetch("never") }.to raise_error(IOError)
   end

@@ -35,7 +35,9 @@ module SyncedMemoryStore
       # the L2 gives it back in, so every process reads the same. A value that
       # cannot be serialized raises TypeError with nothing stored: L2 raises before
       # storing, and a value only L1 cannot encode is taken back out of L2.
+      # With +tags:+ the value is stored with its tags' versions (see Tags).
       def store_value(key, value, version, expires_at, options, entry: nil)
+        value, entry = tagged_for_write(value, entry, options)
         unless @l2
           return store_in_l1(bus_node, key, value, options, version: version, expires_at: expires_at, entry: entry)
         end
@@ -86,6 +88,7 @@ module SyncedMemoryStore
       def write_multi_entries(entries, **options)
         return true if entries.empty?
 
+        entries = tagged_entries(entries, options)
         unless @l2
           entries.each_with_object(bus_node) do |(key, entry), node|
             store_in_l1(node, key, entry.value, options, version: entry.version, expires_at: entry.expires_at,

@@ -167,6 +167,8 @@ module SyncedMemoryStore
       def stale_value(name, key, options, policy)
         parts = @node.entry(key)
         entry = entry_from_l1(key, *parts) if parts
+        # A tagged entry whose tags were invalidated since is never served.
+        entry &&= untagged_entry(entry)
         return MISS unless entry && policy.covers?(entry) && !entry.mismatched?(normalize_version(name, options))
 
         entry.value

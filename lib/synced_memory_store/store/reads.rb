@@ -11,18 +11,27 @@ module SyncedMemoryStore
     module Reads
       private
 
-      # The entry under +key+ from L1, else from L2 (which then fills L1).
-      # Expired entries are returned, for ActiveSupport to judge
-      # (race_condition_ttl serves them).
+      # The entry under +key+ from L1, else from L2 (which then fills L1), as
+      # a read returns it (a tagged entry unwrapped, or nil when its tags
+      # moved; see Tags). Expired entries are returned, for ActiveSupport to
+      # judge (race_condition_ttl serves them).
       def read_entry(key, **options)
         return if options[:force_miss]
 
-        parts = @node.entry(key)
-        entry = entry_from_l1(key, *parts) if parts
-        source = entry ? :l1 : :l2
-        entry ||= entry_from_l2(key, options)
+        entry, source = l1_or_l2_entry(key, options)
+        entry &&= untagged_entry(entry)
         options[:event][:source] = source if entry && options[:event]
         entry
+      end
+
+      # <tt>[entry, :l1 or :l2]</tt>: the entry under +key+ as stored, from
+      # L1, else from L2.
+      def l1_or_l2_entry(key, options)
+        parts = @node.entry(key)
+        entry = entry_from_l1(key, *parts) if parts
+        return [entry, :l1] if entry
+
+        [entry_from_l2(key, options), :l2]
       end
 
       # Reads +key+ from L2 and fills L1 with it, unless the key changed (or L1
@@ -78,7 +87,7 @@ module SyncedMemoryStore
         names.each do |name|
           key = normalize_key(name, options)
           version = normalize_version(name, options)
-          value = l1_value(key, version)
+          value = untagged(l1_value(key, version))
           if MISS.equal?(value)
             missing[key] = [name, version]
           else
@@ -117,7 +126,10 @@ module SyncedMemoryStore
           next if entry.nil?
 
           fill(key, entry, ticket, options) if fillable?(entry, options)
-          found[name] = entry.value unless entry.expired? || entry.mismatched?(version)
+          next if entry.expired? || entry.mismatched?(version)
+
+          value = untagged(entry.value)
+          found[name] = value unless MISS.equal?(value)
         end
       end
     end

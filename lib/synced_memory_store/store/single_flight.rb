@@ -92,7 +92,7 @@ module SyncedMemoryStore
       def left_in_l1(key, options)
         return MISS if @entry_coder || options[:force] || options[:race_condition_ttl]
 
-        @node.read_hit(key[0], key[1], MISS)
+        untagged(@node.read_hit(key[0], key[1], MISS))
       end
 
       # A fetch that got its value from another thread's computation (waited

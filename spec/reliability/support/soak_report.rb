@@ -33,6 +33,7 @@ class SoakReport
 
   def summary(checks)
     "checks: #{checks.size}, reads compared: #{checks.sum(&:compared)} (#{checks.sum(&:l1_hits)} answered by L1), " \
+      "keys tagged in L2: #{checks.sum(&:tagged)} (#{checks.sum(&:tagged_current)} current), " \
       "divergent keys: #{checks.flat_map(&:keys).uniq.size}"
   end
 

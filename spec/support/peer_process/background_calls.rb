@@ -13,11 +13,11 @@ class PeerProcess
 
     # Writes in the background; then, with +after+, closes the store (:close)
     # or ends the process the way a finished script does (:exit: the main
-    # thread exits and at_exit handlers run).
-    def command_write_async(key, value, after: nil)
+    # thread exits and at_exit handlers run). Other options go to the write.
+    def command_write_async(key, value, after: nil, **options)
       cache = store
       background do
-        cache.write(key, value)
+        cache.write(key, value, options)
         cache.close if after == :close
         Thread.main.raise(SystemExit) if after == :exit
         true

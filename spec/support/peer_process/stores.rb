@@ -10,7 +10,7 @@ class PeerProcess
     # Store methods a request may call (see Peer::STORE_METHODS).
     STORE_METHODS = %i[
       read write delete delete_multi delete_matched clear increment decrement read_multi write_multi exist? stats
-      connected? wait_for_connection flush_sync settle close closed?
+      connected? wait_for_connection flush_sync settle close closed? invalidate_tags
     ].freeze
 
     # Returned by the native read for "nothing usable in L1".

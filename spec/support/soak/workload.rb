@@ -13,7 +13,10 @@ require_relative "workload/operations"
 # Counter keys (+counters+) are only ever written with <tt>raw: true</tt>,
 # incremented and decremented (RedisCacheStore's INCRBY/DECRBY), and read
 # with <tt>raw: true</tt>: a RedisCacheStore holds them as bare numbers,
-# which a plain read would try to unmarshal. Deletes, delete_multi,
+# which a plain read would try to unmarshal. Tagged writes, fetches,
+# write_multi and fetch_multi put entries tagged with one or two of
+# Operations::TAGS under the plain keys, and invalidate_tags moves those
+# tags' versions. Deletes, delete_multi,
 # delete_matched and clear touch both kinds. No expiry: with it, "every
 # process reads what L2 holds" would depend on when each one looked.
 #
@@ -37,7 +40,8 @@ class SoakWorkload
   WEIGHTS = {
     read: 2600, read_counter: 400, read_multi: 600, read_multi_counters: 150, fetch: 800, fetch_multi: 300,
     write: 1400, write_unless_exist: 150, write_counter: 300, write_multi: 600,
-    delete: 600, delete_multi: 300, delete_matched: 250, increment: 500, decrement: 150, clear: 1
+    delete: 600, delete_multi: 300, delete_matched: 250, increment: 500, decrement: 150, clear: 1,
+    write_tagged: 500, fetch_tagged: 400, write_multi_tagged: 150, fetch_multi_tagged: 100, invalidate_tags: 150
   }.freeze
 
   # How many unexpected errors are kept with their backtraces.

@@ -19,6 +19,11 @@ class SoakWorkload
     # Larger than the store's default broadcast_max_bytes (64 KiB).
     BIG_VALUE_BYTES = 70 * 1024
 
+    # The tags of tagged writes (one or two each), and the keys of their
+    # versions, which the convergence check compares too.
+    TAGS = %w[t0 t1 t2 t3].freeze
+    TAG_KEYS = TAGS.map { |tag| "#{SyncedMemoryStore::Store::TAG_KEY_PREFIX}#{tag}" }.freeze
+
     private
 
     def perform(operation, rng, label)
@@ -32,6 +37,8 @@ class SoakWorkload
       when :fetch_multi then store.fetch_multi(*@keys.sample(rng.rand(2..3), random: rng)) { value(rng, label) }
       when :write, :write_unless_exist, :write_counter then write(store, operation, rng, label)
       when :write_multi then write_multi(store, rng, label)
+      when :write_tagged, :fetch_tagged, :write_multi_tagged, :fetch_multi_tagged, :invalidate_tags
+        tagged(store, operation, rng, label)
       else change(store, operation, rng)
       end
     end
@@ -56,6 +63,22 @@ class SoakWorkload
 
     def write_multi(store, rng, label)
       store.write_multi(@keys.sample(rng.rand(2..4), random: rng).to_h { |key| [key, value(rng, label)] })
+    end
+
+    # Tagged writes and fetches over the plain keys (so tagged and untagged
+    # entries replace each other), and invalidations of one or two tags.
+    def tagged(store, operation, rng, label)
+      tags = TAGS.sample(rng.rand(1..2), random: rng)
+      case operation
+      when :write_tagged then store.write(@keys.sample(random: rng), value(rng, label), tags: tags)
+      when :fetch_tagged then store.fetch(@keys.sample(random: rng), tags: tags) { value(rng, label) }
+      when :write_multi_tagged
+        store.write_multi(@keys.sample(rng.rand(2..3), random: rng).to_h { |key| [key, value(rng, label)] },
+                          tags: tags)
+      when :fetch_multi_tagged
+        store.fetch_multi(*@keys.sample(rng.rand(2..3), random: rng), tags: tags) { value(rng, label) }
+      else store.invalidate_tags(tags)
+      end
     end
 
     def change(store, operation, rng)
