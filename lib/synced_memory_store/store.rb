@@ -5,6 +5,7 @@ require "active_support/core_ext/hash/except"
 
 require_relative "glob"
 require_relative "flights"
+require_relative "lease_counts"
 require_relative "store/active_support_versions"
 require_relative "store/options"
 require_relative "store/direct_path"
@@ -15,6 +16,7 @@ require_relative "store/lifecycle"
 require_relative "store/counters"
 require_relative "store/maintenance"
 require_relative "store/single_flight"
+require_relative "store/fetch_lease"
 
 module SyncedMemoryStore
   # A two-level ActiveSupport cache store. L1 is this process's memory, held by
@@ -45,7 +47,8 @@ module SyncedMemoryStore
   # Thread safety: every method may be called from any thread. L1 is a
   # concurrent map; no lock is taken on a read. Threads that miss one key in
   # #fetch at once run its block once between them (see SingleFlight;
-  # +lock_timeout+ bounds the wait).
+  # +lock_timeout+ bounds the wait), and with sync on so do processes that
+  # miss it at once (see FetchLease; +lease+ bounds the wait).
   #
   # With +sync+ on (the default), every process's L1 is kept in sync through
   # Redis pub/sub: writes are shipped by value (or, past +broadcast_max_bytes+,
@@ -71,6 +74,7 @@ module SyncedMemoryStore
     include Counters
     include Maintenance
     include SingleFlight
+    include FetchLease
 
     # Returned by the native read for "no usable entry"; nil is a cached value.
     MISS = Object.new.freeze
@@ -95,6 +99,8 @@ module SyncedMemoryStore
       @counter_lock = Mutex.new
       @lock_timeout = seconds_or_off(settings.fetch(:lock_timeout, DEFAULT_LOCK_TIMEOUT), ConfigurationError)
       @flights = Flights.new
+      @lease = lease_or_off(settings.fetch(:lease, DEFAULT_LEASE), ConfigurationError)
+      @lease_counts = LeaseCounts.new
       start_bus_events
       SyncedMemoryStore.track(self)
     end

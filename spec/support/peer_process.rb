@@ -31,6 +31,7 @@ require_relative "peer_process/measurements"
 require_relative "peer_process/bulk_work"
 require_relative "peer_process/forking"
 require_relative "peer_process/soak"
+require_relative "peer_process/stampedes"
 
 $stdout.sync = true
 $stderr.sync = true
@@ -51,6 +52,7 @@ class PeerProcess
   include BulkWork
   include Forking
   include Soak
+  include Stampedes
 
   def initialize(socket, stores = {})
     @socket = socket
@@ -65,6 +67,8 @@ class PeerProcess
     @workload = nil
     # Faults injected by every FaultyRedisCacheStore this process opens.
     @fault_tally = Tally.new
+    # The threads of the stampede under way (Stampedes).
+    @stampede = nil
   end
 
   # Answers each request line with a response line until the connection closes.
