@@ -10,6 +10,7 @@ require_relative "topologies"
 require_relative "flood"
 require_relative "l1_memory"
 require_relative "rss_growth"
+require_relative "stampede"
 require_relative "report"
 
 module Bench
@@ -49,6 +50,7 @@ module Bench
         when "flood" then results[:flood] = Flood.new(@fixtures, scale: @scale).run
         when "memory" then memory(results)
         when "rss" then results[:rss] = RssGrowth.new(@fixtures, bus_url: @bus.url, scale: @scale).run
+        when "stampede" then results[:stampede] = Stampede.new(@fixtures, scale: @scale).run
         end
       end
     end

@@ -7,6 +7,13 @@ class PeerProcess
   module Stampedes
     private
 
+    # Opens an ActiveSupport store (not a SyncedMemoryStore) under +name+, as
+    # lookup_store(+type+, +options+) makes it: a peer to compare with.
+    def command_open_plain_store(name, type, options)
+      @stores[name] = ActiveSupport::Cache.lookup_store(type, options)
+      true
+    end
+
     # Starts +threads+ threads that each, at +at+ (CLOCK_MONOTONIC seconds,
     # which every process of the machine shares; now when nil), fetch +key+
     # with +options+ and a block that counts its run, sleeps +seconds+, then
