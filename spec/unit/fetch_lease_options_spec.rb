@@ -19,7 +19,8 @@ RSpec.describe "SyncedMemoryStore::Store lease: option" do
 
   it "refuses anything else with a ConfigurationError naming the option" do
     [0, -1, "10", :long, true].each do |lease|
-      expect { store(lease: lease) }.to raise_error(SyncedMemoryStore::ConfigurationError, /\Alease: .*#{lease.inspect}/)
+      expect { store(lease: lease) }
+        .to raise_error(SyncedMemoryStore::ConfigurationError, /\Alease: .*#{lease.inspect}/)
     end
   end
 
