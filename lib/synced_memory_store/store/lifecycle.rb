@@ -143,6 +143,8 @@ module SyncedMemoryStore
         # The parent's runners did not survive the fork: a child that waited
         # for them would wait for nothing.
         @flights = Flights.new
+        # Counted afresh, as the new node's counters are.
+        @lease_counts = LeaseCounts.new
         # The parent's event thread did not survive the fork.
         start_bus_events
       end
