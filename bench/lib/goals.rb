@@ -2,6 +2,7 @@
 
 require_relative "format"
 require_relative "stores"
+require_relative "stampede"
 require_relative "goals/propagation_goals"
 require_relative "goals/topology_goals"
 
@@ -27,7 +28,7 @@ module Bench
 
     # Every goal, in the order of the report's sections.
     def all
-      micro + propagation + topologies + flood + memory + [fail_safe]
+      micro + propagation + topologies + flood + memory + [fail_safe, stampede]
     end
 
     private
@@ -89,6 +90,17 @@ module Bench
       end
       Goal.new(name, "#{Format.count(ours.errors)} of #{Format.count(ours.requests)} (#{peers.join("; ")})", "0",
                ours.errors.zero?)
+    end
+
+    def stampede
+      name = "Stampede: block runs, #{Stampede::PROCESSES} processes × #{Stampede::THREADS} threads, one cold key"
+      results = @results[:stampede]&.select { |result| result.scenario == :cold }
+      return Goal.new(name, "not run", "1", nil) unless results
+
+      ours = results.last
+      peers = results[0...-1].map { |result| "#{result.label}: #{result.median_runs}" }.join("; ")
+      Goal.new(name, "#{ours.median_runs} (max #{ours.max_runs} over #{ours.runs.size} rounds; #{peers})",
+               "1 in every round", ours.max_runs == 1)
     end
 
     def budget_goal

@@ -8,15 +8,17 @@ require_relative "report/flood_section"
 require_relative "report/memory_sections"
 require_relative "report/topology_section"
 require_relative "report/fail_safe_section"
+require_relative "report/stampede_section"
 
 module Bench
   # The Markdown report of one run: what it ran on, each section's table, and
   # the goals. +results+ holds the sections that ran (:micro, :propagation,
-  # :topologies, :flood, :memory, :rss), plus :environment, :scale, :full, :sections,
+  # :topologies, :flood, :memory, :rss, :stampede), plus :environment, :scale, :full, :sections,
   # :repetitions and :seconds. The flood section is Report::FloodSection
   # (report/flood_section.rb), the memory and RSS sections
   # Report::MemorySections (report/memory_sections.rb), the topology section
-  # Report::TopologySection (report/topology_section.rb).
+  # Report::TopologySection (report/topology_section.rb), the stampede section
+  # Report::StampedeSection (report/stampede_section.rb).
   class Report
     HIT_FIGURES = ["read hit (100-byte String)", "read hit (small Hash)", "read hit (small Hash, 2 tags)",
                    "fetch hit (small Hash)", "read_multi (20 keys)", "fetch_multi (20 keys)"].freeze
@@ -25,6 +27,7 @@ module Bench
     include MemorySections
     include TopologySection
     include FailSafeSection
+    include StampedeSection
 
     def initialize(results)
       @results = results
@@ -32,7 +35,8 @@ module Bench
 
     # The whole report, Markdown, ending in a newline.
     def to_s
-      [header, micro, propagation, topologies, flood, memory, rss, fail_safe, goals].compact.join("\n\n") << "\n"
+      sections = [header, micro, propagation, topologies, flood, memory, rss, fail_safe, stampede, goals]
+      sections.compact.join("\n\n") << "\n"
     end
 
     private

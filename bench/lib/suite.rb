@@ -11,6 +11,7 @@ require_relative "flood"
 require_relative "l1_memory"
 require_relative "rss_growth"
 require_relative "fail_safe_outage"
+require_relative "stampede"
 require_relative "report"
 
 module Bench
@@ -51,6 +52,7 @@ module Bench
         when "memory" then memory(results)
         when "rss" then results[:rss] = RssGrowth.new(@fixtures, bus_url: @bus.url, scale: @scale).run
         when "failsafe" then results[:fail_safe] = FailSafeOutage.new(@fixtures, bus_url: @bus.url, scale: @scale).run
+        when "stampede" then results[:stampede] = Stampede.new(@fixtures, scale: @scale).run
         end
       end
     end

@@ -8,6 +8,7 @@ require_relative "tagged"
 require_relative "flights"
 require_relative "fail_safe_policy"
 require_relative "failed_refreshes"
+require_relative "lease_counts"
 require_relative "store/active_support_versions"
 require_relative "store/options"
 require_relative "store/direct_path"
@@ -20,6 +21,7 @@ require_relative "store/maintenance"
 require_relative "store/single_flight"
 require_relative "store/tags"
 require_relative "store/fail_safe"
+require_relative "store/fetch_lease"
 
 module SyncedMemoryStore
   # A two-level ActiveSupport cache store. L1 is this process's memory, held by
@@ -50,7 +52,8 @@ module SyncedMemoryStore
   # Thread safety: every method may be called from any thread. L1 is a
   # concurrent map; no lock is taken on a read. Threads that miss one key in
   # #fetch at once run its block once between them (see SingleFlight;
-  # +lock_timeout+ bounds the wait).
+  # +lock_timeout+ bounds the wait), and with sync on so do processes that
+  # miss it at once (see FetchLease; +lease+ bounds the wait).
   #
   # With +sync+ on (the default), every process's L1 is kept in sync through
   # Redis pub/sub: writes are shipped by value (or, past +broadcast_max_bytes+,
@@ -76,6 +79,7 @@ module SyncedMemoryStore
     include Counters
     include Maintenance
     include SingleFlight
+    include FetchLease
     include Tags
     # After SingleFlight: a fail-safe fetch wraps the flight it takes part in.
     include FailSafe
@@ -104,6 +108,8 @@ module SyncedMemoryStore
       @counter_lock = Mutex.new
       @lock_timeout = seconds_or_off(settings.fetch(:lock_timeout, DEFAULT_LOCK_TIMEOUT), ConfigurationError)
       @flights = Flights.new
+      @lease = lease_or_off(settings.fetch(:lease, DEFAULT_LEASE), ConfigurationError)
+      @lease_counts = LeaseCounts.new
       start_bus_events
       SyncedMemoryStore.track(self)
     end

@@ -32,6 +32,7 @@ require_relative "peer_process/bulk_work"
 require_relative "peer_process/forking"
 require_relative "peer_process/soak"
 require_relative "peer_process/failing_fetch"
+require_relative "peer_process/stampedes"
 
 $stdout.sync = true
 $stderr.sync = true
@@ -53,6 +54,7 @@ class PeerProcess
   include Forking
   include Soak
   include FailingFetch
+  include Stampedes
 
   def initialize(socket, stores = {})
     @socket = socket
@@ -67,6 +69,8 @@ class PeerProcess
     @workload = nil
     # Faults injected by every FaultyRedisCacheStore this process opens.
     @fault_tally = Tally.new
+    # The threads of the stampede under way (Stampedes).
+    @stampede = nil
   end
 
   # Answers each request line with a response line until the connection closes.

@@ -41,9 +41,11 @@ module SyncedMemoryStore
       # single-flight fetches (see SingleFlight) :fetch_waits (fetches that
       # found another thread computing their key), :fetch_wait_timeouts (of
       # those, the ones that ran their block after lock_timeout) and
-      # :fetches_in_flight (keys being computed now).
+      # :fetches_in_flight (keys being computed now); and for the leases that
+      # settle which process computes a key (see FetchLease) the counters of
+      # LeaseCounts.
       def stats
-        @node.stats.merge!(@flights.stats)
+        @node.stats.merge!(@flights.stats, @lease_counts.to_h)
       end
 
       # Whether the subscription to the bus is up (always false with sync off).
@@ -141,6 +143,8 @@ module SyncedMemoryStore
         # The parent's runners did not survive the fork: a child that waited
         # for them would wait for nothing.
         @flights = Flights.new
+        # Counted afresh, as the new node's counters are.
+        @lease_counts = LeaseCounts.new
         # The parent's event thread did not survive the fork.
         start_bus_events
       end

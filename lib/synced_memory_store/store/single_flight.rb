@@ -64,7 +64,11 @@ module SyncedMemoryStore
         when Flights::Flight
           run_flight(flights, key, seat) do
             found = left_in_l1(key, options)
-            MISS.equal?(found) ? super : fetch_hit_from_flight(name, found, options)
+            if MISS.equal?(found)
+              computed_once(name, key, options) { super }
+            else
+              fetch_hit_from_flight(name, found, options)
+            end
           end
         when Flights::Copy then fetch_hit_from_flight(name, seat.value, options)
         else super
@@ -96,9 +100,10 @@ module SyncedMemoryStore
       end
 
       # A fetch that got its value from another thread's computation (waited
-      # for, or found in L1 just after): a fetch hit, <tt>source: :flight</tt>.
-      def fetch_hit_from_flight(name, value, options)
-        instrument(:fetch_hit, name, options.merge(source: :flight)) { nil }
+      # for, or found in L1 just after): a fetch hit, <tt>source: :flight</tt>
+      # (<tt>:lease</tt> for another process's, see FetchLease).
+      def fetch_hit_from_flight(name, value, options, source: :flight)
+        instrument(:fetch_hit, name, options.merge(source: source)) { nil }
         value
       end
 

@@ -24,6 +24,13 @@
 //! format this node does not read is well-formed but unreadable, which the
 //! receiver treats as a change it missed.
 //!
+//! **Leases** (stampede protection, see `node/leases.rs`) travel in batches
+//! of their own, which start with `LEASE_MAGIC` instead of `MAGIC` and are
+//! otherwise laid out, signed and numbered like any batch. A node of a version
+//! without leases therefore reads them as not this gem's (`NotOurs`, counted
+//! as rejected, hiding no change) and keeps its L1, while the changes around
+//! them are read as before; this node rejects a batch that mixes the two kinds.
+//!
 //! Bytes that do not decode, are too large, come in an unknown format or fail
 //! the signature are rejected before anything is applied: values inside a
 //! batch are only ever bytes to the receiver, and nothing is allocated beyond
@@ -40,6 +47,8 @@ use crate::record::{received_bytes, Record};
 pub(crate) const FORMAT: u8 = 2;
 
 const MAGIC: &[u8; 3] = b"SMS";
+/// Starts a batch of leases (see the module docs).
+const LEASE_MAGIC: &[u8; 3] = b"SML";
 const FLAG_SIGNED: u8 = 1;
 const TAG_LEN: usize = 32;
 const HEADER_LEN: usize = MAGIC.len() + 2;
@@ -72,6 +81,26 @@ pub(crate) enum Op {
     /// Changes nothing; its echo tells the sender which of its earlier changes
     /// the subscription saw (sent after each (re)subscription).
     Marker,
+    // The lease kinds stay last, so that the other kinds keep their encoding.
+    /// The sender is computing `key` after a miss and asks every node to wait
+    /// up to `millis` for its value (the first lease on the bus wins).
+    Lease {
+        #[serde(with = "received_bytes")]
+        key: Vec<u8>,
+        millis: u64,
+    },
+    /// The sender's lease on `key` ends (its value, if any, came before).
+    Release {
+        #[serde(with = "received_bytes")]
+        key: Vec<u8>,
+    },
+}
+
+impl Op {
+    /// Whether this op travels in a batch of leases (see the module docs).
+    pub(crate) fn is_lease(&self) -> bool {
+        matches!(self, Op::Lease { .. } | Op::Release { .. })
+    }
 }
 
 /// An op and its place in the sender's sequence.
@@ -242,7 +271,8 @@ impl Wire {
         }
     }
 
-    /// The payload for `batch`, signed when the node has a secret.
+    /// The payload for `batch`, signed when the node has a secret. A batch of
+    /// leases (the outbox never mixes kinds) starts with `LEASE_MAGIC`.
     pub(crate) fn encode(&self, batch: &Batch) -> Vec<u8> {
         let body = if self.format == 1 {
             let v1 = BatchV1 {
@@ -255,7 +285,11 @@ impl Wire {
         }
         .expect("a batch always encodes");
         let mut bytes = Vec::with_capacity(HEADER_LEN + TAG_LEN + body.len());
-        bytes.extend_from_slice(MAGIC);
+        let leases = batch
+            .changes
+            .first()
+            .is_some_and(|change| change.op.is_lease());
+        bytes.extend_from_slice(if leases { LEASE_MAGIC } else { MAGIC });
         bytes.push(self.format);
         match self.secrets.first() {
             Some(secret) => {
@@ -272,9 +306,14 @@ impl Wire {
     /// The batch in `bytes`, or why it was rejected. Formats before the
     /// current one come back with their writes turned into invalidations.
     pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Batch, Rejection> {
-        if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
+        if bytes.len() < HEADER_LEN {
             return Err(Rejection::NotOurs);
         }
+        let leases = match &bytes[..MAGIC.len()] {
+            magic if magic == MAGIC => false,
+            magic if magic == LEASE_MAGIC => true,
+            _ => return Err(Rejection::NotOurs),
+        };
         if bytes.len() > self.max_bytes {
             return Err(Rejection::TooLarge);
         }
@@ -303,9 +342,9 @@ impl Wire {
         // anything is allocated for it (`received_bytes`, `received_changes`),
         // so a forged length cannot make decoding allocate more than was
         // received.
-        if format == 1 {
+        let batch = if format == 1 {
             let v1: BatchV1 = decode_exactly(body)?;
-            Ok(Batch {
+            Batch {
                 sender: v1.sender,
                 sent_at: 0,
                 changes: v1
@@ -313,10 +352,20 @@ impl Wire {
                     .into_iter()
                     .map(values_as_invalidations)
                     .collect(),
-            })
+            }
         } else {
-            decode_exactly(body)
+            decode_exactly(body)?
+        };
+        // A batch is of one kind, the kind its magic says: a node without
+        // leases must never skip a change hidden among them.
+        if batch
+            .changes
+            .iter()
+            .any(|change| change.op.is_lease() != leases)
+        {
+            return Err(Rejection::Malformed);
         }
+        Ok(batch)
     }
 
     fn verifies(&self, format: u8, header: &[u8], body: &[u8], tag: &[u8]) -> bool {
@@ -427,6 +476,56 @@ pub(crate) mod tests {
             secrets: secrets.iter().map(|s| Secret::new(s)).collect(),
             ..Wire::plain(channel)
         }
+    }
+
+    fn leases() -> Batch {
+        Batch {
+            sender: 7,
+            sent_at: 1,
+            changes: vec![
+                Change {
+                    seq: 3,
+                    op: Op::Lease {
+                        key: b"k".to_vec(),
+                        millis: 5000,
+                    },
+                },
+                Change {
+                    seq: 4,
+                    op: Op::Release { key: b"k".to_vec() },
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn leases_travel_apart_where_a_node_without_them_sees_no_message_of_ours() {
+        let signing = signed("c", &[b"s3cret"]);
+        let bytes = signing.encode(&leases());
+        assert_eq!(signing.decode(&bytes), Ok(leases()));
+        // A node of the version before leases reads "SMS" only: for it this
+        // is not a message of this gem, which hides no change (its L1 stays).
+        assert_ne!(&bytes[..MAGIC.len()], MAGIC);
+        assert!(!Rejection::NotOurs.may_hide_a_change());
+        // The other kinds keep their bytes.
+        assert_eq!(&signing.encode(&sample())[..MAGIC.len()], MAGIC);
+    }
+
+    #[test]
+    fn a_batch_whose_kinds_disagree_with_its_magic_is_malformed() {
+        let wire = Wire::plain("c");
+        let mut mixed = sample();
+        mixed.changes.push(Change {
+            seq: 12,
+            op: Op::Release { key: b"k".to_vec() },
+        });
+        assert_eq!(wire.decode(&wire.encode(&mixed)), Err(Rejection::Malformed));
+        let mut mixed = leases();
+        mixed.changes.push(Change {
+            seq: 5,
+            op: Op::Clear,
+        });
+        assert_eq!(wire.decode(&wire.encode(&mixed)), Err(Rejection::Malformed));
     }
 
     #[test]
@@ -626,6 +725,8 @@ pub(crate) mod tests {
             Just(Op::Clear),
             bytes(24).prop_map(|glob| Op::DeleteMatched { glob }),
             Just(Op::Marker),
+            (bytes(24), any::<u64>()).prop_map(|(key, millis)| Op::Lease { key, millis }),
+            bytes(24).prop_map(|key| Op::Release { key }),
         ]
     }
 
@@ -637,13 +738,18 @@ pub(crate) mod tests {
             any::<u64>(),
             prop::collection::vec((any::<u64>(), ops()), 0..6),
         )
-            .prop_map(|(sender, sent_at, changes)| Batch {
-                sender,
-                sent_at,
-                changes: changes
-                    .into_iter()
-                    .map(|(seq, op)| Change { seq, op })
-                    .collect(),
+            .prop_map(|(sender, sent_at, changes)| {
+                // Of one kind, the first change's, as the outbox makes them.
+                let leases = changes.first().is_some_and(|(_, op)| op.is_lease());
+                Batch {
+                    sender,
+                    sent_at,
+                    changes: changes
+                        .into_iter()
+                        .filter(|(_, op)| op.is_lease() == leases)
+                        .map(|(seq, op)| Change { seq, op })
+                        .collect(),
+                }
             })
     }
 

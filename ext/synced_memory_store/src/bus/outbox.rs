@@ -81,10 +81,16 @@ impl Outbox {
             if !state.queue.is_empty() {
                 let mut bytes = 0;
                 let mut changes = Vec::new();
+                // Leases travel in batches of their own (see message.rs).
+                let leases = state
+                    .queue
+                    .front()
+                    .is_some_and(|change| change.op.is_lease());
                 while let Some(change) = state.queue.front() {
                     let size = rough_size(&change.op);
-                    if !changes.is_empty()
-                        && (changes.len() >= max_changes || bytes + size > max_bytes)
+                    if change.op.is_lease() != leases
+                        || !changes.is_empty()
+                            && (changes.len() >= max_changes || bytes + size > max_bytes)
                     {
                         break;
                     }
@@ -111,12 +117,15 @@ impl Outbox {
     /// Puts back changes whose PUBLISH failed, in forms that are safe to publish
     /// whether or not the first attempt reached anyone (a write becomes an
     /// invalidation), behind everything queued meanwhile and with new sequence
-    /// numbers, so publication order stays sequence order.
+    /// numbers, so publication order stays sequence order. A lease is given
+    /// up rather than announced late: its release may be queued already, and
+    /// the node that claimed it stops waiting for its echo on its own.
     pub(crate) fn requeue_safely(&self, failed: Vec<Change>) {
         let mut state = self.state.lock();
         for change in failed {
             let op = match change.op {
                 Op::Put { key, .. } => Op::Invalidate { key },
+                Op::Lease { .. } => continue,
                 other => other,
             };
             state.last_seq += 1;
@@ -168,7 +177,7 @@ impl Outbox {
 fn rough_size(op: &Op) -> usize {
     match op {
         Op::Put { key, record, .. } => key.len() + record.heap_bytes() + 32,
-        Op::Invalidate { key } => key.len() + 8,
+        Op::Invalidate { key } | Op::Lease { key, .. } | Op::Release { key } => key.len() + 8,
         Op::DeleteMatched { glob } => glob.len() + 8,
         Op::Clear | Op::Marker => 8,
     }
@@ -243,6 +252,27 @@ mod tests {
         };
         assert!(outbox.wait_published(Instant::now() + Duration::from_secs(5)));
         publisher.join().unwrap();
+    }
+
+    #[test]
+    fn leases_are_taken_in_batches_of_their_own_and_never_requeued() {
+        let outbox = Outbox::new(10);
+        outbox.push(invalidate("a"));
+        outbox.push(Op::Lease {
+            key: b"k".to_vec(),
+            millis: 10,
+        });
+        outbox.push(Op::Release { key: b"k".to_vec() });
+        outbox.push(invalidate("b"));
+        let kinds = |batch: Vec<Change>| batch.iter().map(|c| c.seq).collect::<Vec<_>>();
+        assert_eq!(kinds(outbox.take(10, usize::MAX).unwrap()), [1]);
+        let leases = outbox.take(10, usize::MAX).unwrap();
+        assert_eq!(kinds(leases.clone()), [2, 3]);
+        assert_eq!(kinds(outbox.take(10, usize::MAX).unwrap()), [4]);
+        outbox.requeue_safely(leases);
+        let again = outbox.take(10, usize::MAX).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].op, Op::Release { key: b"k".to_vec() });
     }
 
     #[test]

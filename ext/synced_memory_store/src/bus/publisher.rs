@@ -57,7 +57,11 @@ pub(crate) fn run(bus: &Bus) {
         }
         let last = changes.last().map_or(0, |change| change.seq);
         let changes = coalesce(changes);
-        let count = changes.len() as u64;
+        // Leases are not changes (see message.rs).
+        let count = changes
+            .iter()
+            .filter(|change| !change.op.is_lease())
+            .count() as u64;
         let batch = Batch {
             sender: bus.sender,
             sent_at: clock::unix_millis(),
@@ -122,7 +126,7 @@ pub(crate) fn coalesce(changes: Vec<Change>) -> Vec<Change> {
                 }
             }
             Op::Clear | Op::DeleteMatched { .. } => later.clear(),
-            Op::Marker => {}
+            Op::Marker | Op::Lease { .. } | Op::Release { .. } => {}
         }
         kept.push(change);
     }

@@ -31,7 +31,6 @@ impl Member for Node {
             // One change at a time under the lock: a Ruby thread's begin or
             // write never waits behind a whole batch.
             let mut pending = self.pending.lock();
-            Stats::bump(&self.stats.applied);
             if own {
                 for key in pending.take_lost_before(seq) {
                     self.l1.remove(&key);
@@ -39,9 +38,19 @@ impl Member for Node {
                         key: key.into_vec(),
                     });
                 }
-                self.apply_own(bus, &mut pending, seq, op);
-            } else {
-                self.apply_peer(&mut pending, op);
+            }
+            match op {
+                // Leases change no entry (see leases.rs).
+                Op::Lease { key, millis } => self.leases.lease(batch.sender, seq, own, key, millis),
+                Op::Release { key } => self.leases.release(batch.sender, &key),
+                op if own => {
+                    Stats::bump(&self.stats.applied);
+                    self.apply_own(bus, &mut pending, seq, op);
+                }
+                op => {
+                    Stats::bump(&self.stats.applied);
+                    self.apply_peer(&mut pending, op);
+                }
             }
             // Stamped after each change is in L1: a reader that sees this
             // change and then reads the stamp gets when it became visible (or,
@@ -59,15 +68,18 @@ impl Member for Node {
             pending.touch_all();
             self.l1.clear();
         }
+        self.leases.forget();
         Stats::bump(&self.stats.missed);
     }
 
     fn subscribed(&self) {
         self.resubscribed();
+        self.leases.forget();
     }
 
     fn unsubscribed(&self) {
         self.trust.revoke();
+        self.leases.forget();
     }
 
     fn extend_trust(&self, sent_at: u64) {
@@ -125,7 +137,8 @@ impl Node {
                 pending.disturb_where(|key| glob.matches(key));
                 self.l1.remove_where(|key| glob.matches(key));
             }
-            Op::Marker => {}
+            // Marker changes nothing; leases are applied apart (see `apply`).
+            Op::Marker | Op::Lease { .. } | Op::Release { .. } => {}
         }
     }
 
@@ -155,7 +168,8 @@ impl Node {
                 pending.touched_by_peer_where(|key| glob.matches(key));
                 self.l1.remove_where(|key| glob.matches(key));
             }
-            Op::Marker => {}
+            // Marker changes nothing; leases are applied apart (see `apply`).
+            Op::Marker | Op::Lease { .. } | Op::Release { .. } => {}
         }
     }
 }

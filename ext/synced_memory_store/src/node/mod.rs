@@ -9,6 +9,8 @@
 //!   delivers it, the node's own echoes included.
 //! * `pending.rs` — the bookkeeping of local changes in flight that makes
 //!   concurrent writers converge.
+//! * `leases.rs` — stampede protection: which node computes a missed key
+//!   while the others wait for its value (leases settled by the bus order).
 //! * `trust.rs` — when L1 may answer reads at all (the lease the subscriber's
 //!   PINGs keep extending).
 //! * `lifecycle.rs` — starting the bus threads, settling changes in flight,
@@ -18,6 +20,7 @@
 
 mod apply;
 mod change;
+mod leases;
 mod lifecycle;
 mod pending;
 #[cfg(test)]
@@ -36,6 +39,8 @@ use crate::record::Record;
 use crate::stats::Stats;
 
 pub(crate) use change::{Matcher, Write};
+use leases::Leases;
+pub(crate) use leases::Standing;
 pub(crate) use lifecycle::Settling;
 pub(crate) use pending::ChangeId;
 use pending::Pending;
@@ -52,6 +57,7 @@ pub(crate) struct Node {
     /// The bus, when sync is on.
     pub(crate) bus: Option<Arc<Bus>>,
     pending: Mutex<Pending>,
+    leases: Leases,
     trust: Trust,
     config: Config,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -71,6 +77,7 @@ impl Node {
                 .map(|settings| Arc::new(Bus::new(settings, id, Arc::clone(&stats)))),
             stats,
             pending: Mutex::new(Pending::default()),
+            leases: Leases::default(),
             trust: Trust::default(),
             config,
             threads: Mutex::new(Vec::new()),

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use magnus::{function, method, prelude::*, Error, RArray, RHash, RString, Ruby, Value};
+use magnus::{function, method, prelude::*, Error, RArray, RHash, RString, Ruby, Symbol, Value};
 
 use crate::bus::events::Event;
 use crate::l1::Ticket;
-use crate::node::{ChangeId, Matcher, Node, Settling, Write};
+use crate::node::{ChangeId, Matcher, Node, Settling, Standing, Write};
 use crate::record::{Kind, Record};
 use crate::stats::Stats;
 
@@ -89,6 +89,9 @@ pub(super) fn define(ruby: &Ruby) -> Result<(), Error> {
         "invalidate_unsettled",
         method!(RbNode::invalidate_unsettled, 0),
     )?;
+    class.define_method("claim_lease", method!(RbNode::claim_lease, 2))?;
+    class.define_method("lease_standing", method!(RbNode::lease_standing, 3))?;
+    class.define_method("release_lease", method!(RbNode::release_lease, 2))?;
     class.define_method("flush", method!(RbNode::flush, 1))?;
     class.define_method("close", method!(RbNode::close, 1))?;
     class.define_method("closed?", method!(RbNode::closed, 0))?;
@@ -614,6 +617,41 @@ impl RbNode {
             Settling::Waiting => Some(false),
             Settling::Stuck => None,
         })
+    }
+
+    /// `claim_lease(key, seconds)`: announces that this process computes `key`
+    /// for up to `seconds`; the claim's id, or nil when there is no bus to
+    /// settle it (sync off, the bus down or stalled).
+    fn claim_lease(&self, key: RString, lease: f64) -> Option<u64> {
+        self.node.claim(&key_bytes(key), seconds(lease))
+    }
+
+    /// `lease_standing(key, claim, seconds)`: waits (without the GVL) up to
+    /// `seconds` while the claim waits; then `:won`, `:waiting`, `:free` or
+    /// `:undecided` (see `node/leases.rs`). Keep waits short: the Ruby side
+    /// calls this in slices so that interrupts are served between them.
+    fn lease_standing(
+        ruby: &Ruby,
+        rb_self: &Self,
+        key: RString,
+        claim: u64,
+        timeout: f64,
+    ) -> Result<Symbol, Error> {
+        let node = Arc::clone(&rb_self.node);
+        let key = key_bytes(key);
+        let standing = nogvl(ruby, move || node.standing(&key, claim, seconds(timeout)))?;
+        Ok(ruby.to_symbol(match standing {
+            Standing::Won => "won",
+            Standing::Waiting => "waiting",
+            Standing::Free => "free",
+            Standing::Undecided => "undecided",
+        }))
+    }
+
+    /// `release_lease(key, claim)`: ends the claim; every process applies the
+    /// release after this process's earlier changes (the value's write).
+    fn release_lease(&self, key: RString, claim: u64) {
+        self.node.release_claim(&key_bytes(key), claim);
     }
 
     /// `invalidate_unsettled`: invalidates everywhere the keys of local changes
