@@ -5,7 +5,7 @@ require "optparse"
 module Bench
   # bench/run's command line.
   class Options
-    SECTIONS = %w[micro propagation topologies flood memory rss].freeze
+    SECTIONS = %w[micro propagation topologies flood blip memory rss].freeze
     DEFAULT_OUTPUT = File.expand_path("../results/latest.md", __dir__)
 
     attr_reader :scale, :sections

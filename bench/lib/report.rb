@@ -4,6 +4,7 @@ require_relative "format"
 require_relative "goals"
 require_relative "stores"
 require_relative "propagation"
+require_relative "report/blip_section"
 require_relative "report/flood_section"
 require_relative "report/memory_sections"
 require_relative "report/topology_section"
@@ -11,15 +12,17 @@ require_relative "report/topology_section"
 module Bench
   # The Markdown report of one run: what it ran on, each section's table, and
   # the goals. +results+ holds the sections that ran (:micro, :propagation,
-  # :topologies, :flood, :memory, :rss), plus :environment, :scale, :full, :sections,
+  # :topologies, :flood, :blip, :memory, :rss), plus :environment, :scale, :full, :sections,
   # :repetitions and :seconds. The flood section is Report::FloodSection
   # (report/flood_section.rb), the memory and RSS sections
   # Report::MemorySections (report/memory_sections.rb), the topology section
-  # Report::TopologySection (report/topology_section.rb).
+  # Report::TopologySection (report/topology_section.rb), the bus blip
+  # section Report::BlipSection (report/blip_section.rb).
   class Report
     HIT_FIGURES = ["read hit (100-byte String)", "read hit (small Hash)", "fetch hit (small Hash)",
                    "read_multi (20 keys)", "fetch_multi (20 keys)"].freeze
 
+    include BlipSection
     include FloodSection
     include MemorySections
     include TopologySection
@@ -30,7 +33,7 @@ module Bench
 
     # The whole report, Markdown, ending in a newline.
     def to_s
-      [header, micro, propagation, topologies, flood, memory, rss, goals].compact.join("\n\n") << "\n"
+      [header, micro, propagation, topologies, flood, blip, memory, rss, goals].compact.join("\n\n") << "\n"
     end
 
     private
