@@ -11,6 +11,7 @@ pub(crate) mod cluster_settings;
 pub(crate) mod events;
 pub(crate) mod failure;
 pub(crate) mod log;
+pub(crate) mod log_settings;
 pub(crate) mod message;
 pub(crate) mod outbox;
 pub(crate) mod publisher;
@@ -203,6 +204,23 @@ impl Bus {
                 senders::Refusal::Replayed => Rejection::Replayed,
                 senders::Refusal::BeforeHorizon => Rejection::BeforeHorizon,
             })
+    }
+
+    /// What the channel's log holds after the last position this node
+    /// applied, if the log is on, the subscription is at a server in the
+    /// epoch that position was recorded in, and the stream still holds the
+    /// position (so it holds every message since); None otherwise: a gap, L1
+    /// must go. Read on a connection of its own, since the subscription's can
+    /// only listen.
+    pub(crate) fn recover(&self, epoch: Option<&str>) -> Option<Entries> {
+        let log = self.settings.log.as_ref()?;
+        let epoch = epoch?;
+        let position = self.log_position(epoch)?;
+        let mut link = connect(&self.settings).ok()?;
+        link.connection
+            .set_read_timeout(Some(self.settings.health.timeout))
+            .ok()?;
+        log::read_since(&mut link.connection, log, epoch, position).ok()?
     }
 
     /// Where a subscription at a server in `epoch` could resume the

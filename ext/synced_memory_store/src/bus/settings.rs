@@ -13,7 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::bus::cluster_settings::ClusterSettings;
-use crate::bus::log::{LogSettings, MAX_LENGTH};
+use crate::bus::log_settings::{LogSettings, MAX_LENGTH};
 use crate::bus::message::{Secret, Wire, FORMAT};
 use crate::bus::outbox::BATCH_BYTES;
 pub(crate) use crate::bus::redis_option::{redacted, RedisOption};

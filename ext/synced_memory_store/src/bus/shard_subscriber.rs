@@ -92,7 +92,7 @@ pub(crate) fn listen(
                         member.extend_trust(probe_sent_at);
                     } else {
                         live = true;
-                        let replay = super::subscriber::recover(bus, epoch.as_deref());
+                        let replay = bus.recover(epoch.as_deref());
                         bus.confirmed(
                             member,
                             subscribed_before,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use redis::Connection;
 
 use super::failure::{describe_at, interrupted};
-use super::log::{self, Entries};
+use super::log;
 use super::{Bus, Member, PubSub};
 use crate::clock;
 
@@ -95,7 +95,7 @@ fn listen(
     }
     // Subscribed first, then the log is read: whatever is published from
     // here on arrives live (and is skipped if the log already had it).
-    let replay = recover(bus, epoch.as_deref());
+    let replay = bus.recover(epoch.as_deref());
     bus.confirmed(member, subscribed_before, sent_at, epoch, replay);
     // Reads wait at most one interval, so PINGs go out on time whether or not
     // messages are flowing, and a close is noticed within an interval.
@@ -136,20 +136,4 @@ fn listen(
         }
     }
     None
-}
-
-/// What the channel's log holds after the last position this node applied,
-/// if the log is on, the subscription is in the epoch that position was
-/// recorded in, and the stream still holds the position (so it holds every
-/// message since); None otherwise: a gap, L1 must go. Read on a connection
-/// of its own, since the subscription's can only listen.
-pub(crate) fn recover(bus: &Bus, epoch: Option<&str>) -> Option<Entries> {
-    let log = bus.settings.log.as_ref()?;
-    let epoch = epoch?;
-    let position = bus.log_position(epoch)?;
-    let mut link = super::connect(&bus.settings).ok()?;
-    link.connection
-        .set_read_timeout(Some(bus.settings.health.timeout))
-        .ok()?;
-    log::read_since(&mut link.connection, log, epoch, position).ok()?
 }

@@ -292,7 +292,7 @@ fn bus_log(ruby: &Ruby, options: RHash) -> Result<Option<i64>, Error> {
         return Ok(None);
     };
     if value.equal(ruby.qtrue())? {
-        return Ok(Some(crate::bus::log::DEFAULT_LENGTH as i64));
+        return Ok(Some(crate::bus::log_settings::DEFAULT_LENGTH as i64));
     }
     if value.equal(ruby.qfalse())? {
         return Ok(None);
