@@ -100,6 +100,37 @@ RSpec.describe "Sync: a bus blip with the channel's log on" do
     eventually { reader.l1_read("k2") == [:hit, "v3"] }
   end
 
+  it "publishes through the log again after the server forgot its scripts" do
+    expect(bus.command("SCRIPT", "FLUSH")).to eq("+OK")
+    writer.write("k2", "v3")
+    eventually { reader.l1_read("k2") == [:hit, "v3"] }
+    stats = reader.stats
+    with_reader_cut_off { writer.write("k3", "v3") }
+    expect(reader.stats[:resumed]).to eq(stats[:resumed] + 1)
+    eventually { reader.l1_read("k3") == [:hit, "v3"] }
+  end
+
+  # Out of memory, Redis refuses XADD but not PUBLISH: the batch goes out
+  # unlogged and the stream is deleted in the same step, so a process that
+  # was away meanwhile cannot take the stream for complete.
+  it "publishes unlogged when the stream cannot be written, and a process away meanwhile drops L1" do
+    resumed = reader.stats[:resumed]
+    begin
+      with_reader_cut_off do
+        expect(bus.command("CONFIG", "SET", "maxmemory", "1")).to eq("+OK")
+        writer.write("k0", "v2")
+        writer.flush_sync
+      end
+    ensure
+      bus.command("CONFIG", "SET", "maxmemory", "0")
+    end
+
+    expect(reader.stats[:resumed]).to eq(resumed)
+    keys.drop(2).each { |key| expect(reader.l1_read(key)).to eq([:miss]) }
+    eventually { reader.read("k0") == "v2" }
+    expect(writer.stats[:published]).to be > 10
+  end
+
   context "when the gap is longer than the log" do
     let(:bus_log) { 5 }
 
