@@ -5,7 +5,7 @@ require "optparse"
 module Bench
   # bench/run's command line.
   class Options
-    SECTIONS = %w[micro propagation topologies flood memory rss failsafe stampede].freeze
+    SECTIONS = %w[micro propagation topologies flood blip memory rss failsafe stampede].freeze
     DEFAULT_OUTPUT = File.expand_path("../results/latest.md", __dir__)
 
     attr_reader :scale, :sections

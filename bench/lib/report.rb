@@ -4,6 +4,7 @@ require_relative "format"
 require_relative "goals"
 require_relative "stores"
 require_relative "propagation"
+require_relative "report/blip_section"
 require_relative "report/flood_section"
 require_relative "report/memory_sections"
 require_relative "report/topology_section"
@@ -13,16 +14,19 @@ require_relative "report/stampede_section"
 module Bench
   # The Markdown report of one run: what it ran on, each section's table, and
   # the goals. +results+ holds the sections that ran (:micro, :propagation,
-  # :topologies, :flood, :memory, :rss, :stampede), plus :environment, :scale, :full, :sections,
-  # :repetitions and :seconds. The flood section is Report::FloodSection
+  # :topologies, :flood, :blip, :memory, :rss, :fail_safe, :stampede), plus :environment, :scale, :full,
+  # :sections, :repetitions and :seconds. The flood section is Report::FloodSection
   # (report/flood_section.rb), the memory and RSS sections
   # Report::MemorySections (report/memory_sections.rb), the topology section
-  # Report::TopologySection (report/topology_section.rb), the stampede section
+  # Report::TopologySection (report/topology_section.rb), the bus blip
+  # section Report::BlipSection (report/blip_section.rb), the fail-safe section
+  # Report::FailSafeSection (report/fail_safe_section.rb), the stampede section
   # Report::StampedeSection (report/stampede_section.rb).
   class Report
     HIT_FIGURES = ["read hit (100-byte String)", "read hit (small Hash)", "read hit (small Hash, 2 tags)",
                    "fetch hit (small Hash)", "read_multi (20 keys)", "fetch_multi (20 keys)"].freeze
 
+    include BlipSection
     include FloodSection
     include MemorySections
     include TopologySection
@@ -35,7 +39,7 @@ module Bench
 
     # The whole report, Markdown, ending in a newline.
     def to_s
-      sections = [header, micro, propagation, topologies, flood, memory, rss, fail_safe, stampede, goals]
+      sections = [header, micro, propagation, topologies, flood, blip, memory, rss, fail_safe, stampede, goals]
       sections.compact.join("\n\n") << "\n"
     end
 

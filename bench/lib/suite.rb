@@ -8,6 +8,7 @@ require_relative "micro"
 require_relative "propagation"
 require_relative "topologies"
 require_relative "flood"
+require_relative "blip"
 require_relative "l1_memory"
 require_relative "rss_growth"
 require_relative "fail_safe_outage"
@@ -49,6 +50,7 @@ module Bench
         when "propagation" then results[:propagation] = Propagation.new(@fixtures, bus: @bus.url, scale: @scale).run
         when "topologies" then results[:topologies] = Topologies.new(@fixtures, scale: @scale).run
         when "flood" then results[:flood] = Flood.new(@fixtures, scale: @scale).run
+        when "blip" then results[:blip] = Blip.new(@fixtures, scale: @scale).run
         when "memory" then memory(results)
         when "rss" then results[:rss] = RssGrowth.new(@fixtures, bus_url: @bus.url, scale: @scale).run
         when "failsafe" then results[:fail_safe] = FailSafeOutage.new(@fixtures, bus_url: @bus.url, scale: @scale).run

@@ -12,8 +12,9 @@ module SyncedMemoryStore
   # - <tt>disconnected.synced_memory_store</tt> (<tt>cause:</tt>): it was
   #   lost, or could not be made; reads go to L2 meanwhile;
   # - <tt>resubscribed.synced_memory_store</tt> (<tt>reconnects:</tt>,
-  #   <tt>l1_dropped: true</tt>): it is back; L1 was dropped, since messages
-  #   may have been missed;
+  #   <tt>l1_dropped:</tt>): it is back; L1 was dropped, since messages
+  #   may have been missed, unless the channel's log (+bus_log:+) held them
+  #   (<tt>l1_dropped: false</tt>);
   # - <tt>rejected.synced_memory_store</tt> (<tt>cause:</tt>,
   #   <tt>description:</tt>, <tt>missed:</tt>, <tt>count:</tt>): messages were
   #   rejected; at most one event per cause a minute, counting the rest;

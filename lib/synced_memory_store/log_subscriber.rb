@@ -13,11 +13,17 @@ module SyncedMemoryStore
       info { "synced_memory_store: connected to #{event.payload[:store]}" }
     end
 
-    # The subscription is back; L1 was dropped.
+    # The subscription is back; L1 was dropped, or kept with what the
+    # channel's log held of the messages missed.
     def resubscribed(event)
       info do
+        outcome = if event.payload[:l1_dropped]
+                    "in-memory entries dropped, as messages may have been missed"
+                  else
+                    "in-memory entries kept: the missed messages were replayed from the channel's log"
+                  end
         "synced_memory_store: resubscribed to #{event.payload[:store]} " \
-          "(reconnect #{event.payload[:reconnects]}); in-memory entries dropped, as messages may have been missed"
+          "(reconnect #{event.payload[:reconnects]}); #{outcome}"
       end
     end
 

@@ -45,7 +45,7 @@ class Peer
     open_store l1_read l2_read l2_write node_id now sms_threads write_series timed_write start_reader
     reader_progress stop_reader read_async write_async await_async gate_reads gate_writes await_gated
     release_gate peak_rss random_ops rss write_many flood read_latency soak_start soak_tally soak_stop
-    soak_reopen soak_observe fetch_failing stampede_start stampede_result open_plain_store
+    soak_reopen soak_observe fetch_failing stampede_start stampede_result open_plain_store hit_samples
   ].freeze
 
   extend Processes

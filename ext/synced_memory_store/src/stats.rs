@@ -28,6 +28,11 @@ pub(crate) struct Stats {
     pub(crate) missed: AtomicU64,
     /// Times the subscription was re-established after a loss.
     pub(crate) reconnects: AtomicU64,
+    /// Of those, the times L1 was kept: the channel's log held every message
+    /// missed meanwhile (`bus_log:`).
+    pub(crate) resumed: AtomicU64,
+    /// Messages applied from the channel's log on resubscribing.
+    pub(crate) replayed: AtomicU64,
     /// Changes dropped because the publish queue was full (a clear went out instead).
     pub(crate) dropped: AtomicU64,
     /// Local writes found conflicting with another node's and invalidated everywhere.

@@ -32,7 +32,9 @@ module SyncedMemoryStore
       # sent), :received (messages, own echoes included), :applied (changes),
       # :rejected (messages not applied: garbage, forged, replayed, unreadable),
       # :missed (times L1 was dropped because a message that may have carried
-      # a change could not be read), :reconnects, :dropped (changes lost to a
+      # a change could not be read), :reconnects, :resumed (of those, the ones
+      # that kept L1, the channel's log holding what was missed), :replayed
+      # (messages applied from that log), :dropped (changes lost to a
       # full queue, replaced by a clear), :conflicts (concurrent writes
       # invalidated everywhere), :undecodable (entries this process could not
       # decode, read as misses), :invalidated (keys invalidated because a

@@ -8,7 +8,7 @@ module SyncedMemoryStore
     module Options
       # Options of the bus, passed to the native core as given.
       BUS_OPTIONS = %i[channel secret broadcast_max_bytes queue_capacity health_interval health_timeout
-                       reconnect_max wire_format].freeze
+                       reconnect_max wire_format bus_log].freeze
 
       # Options consumed by this store; the others are ActiveSupport's.
       STORE_OPTIONS = (%i[cache redis size sync l1_expires_in lock_timeout lease fail_safe] + BUS_OPTIONS).freeze

@@ -104,6 +104,32 @@ RSpec.describe "Sync: the bus on a Redis Cluster", :cluster do
     end
   end
 
+  context "with the channel's log on (bus_log:)" do
+    let(:peers) do
+      spawn_peers(:writer, :reader,
+                  redis: { cluster: cluster.seeds }, channel: channel, bus_log: true, secret: "bus secret",
+                  cache: [:redis_cache_store, { url: l2_server.url, namespace: l2_namespace }],
+                  health_interval: 0.02, health_timeout: health_timeout, reconnect_max: 0.1)
+    end
+
+    it "logs at the primary of the channel's slot and resumes from there when a subscription drops" do
+      owner = cluster.owner_of(slot)
+      log = Redis.new(url: "redis://127.0.0.1:#{owner.port}")
+      expect(log.xlen("{#{channel}}:log")).to be_positive
+      expect(log.call("CLUSTER", "KEYSLOT", "{#{channel}}:log")).to eq(slot)
+
+      reconnects = reader.stats[:reconnects]
+      expect(owner.command("CLIENT", "KILL", "TYPE", "pubsub")).to match(/\A:[1-9]/)
+      writer.write("k", "v2")
+      eventually(timeout: 10) { reader.stats[:reconnects] > reconnects && reader.stats[:trusted] }
+      eventually { reader.l1_read("k") == [:hit, "v2"] }
+      expect(reader.stats).to include(missed: 0, rejected: 0)
+      expect(reader.stats[:resumed]).to be >= 1
+    ensure
+      log&.close
+    end
+  end
+
   it "serves nothing stale past health_timeout when the primary dies, and follows the promoted replica" do
     primary = cluster.owner_of(slot)
     written, record = write_during { cluster.fail_over(primary, slot) }

@@ -18,7 +18,7 @@ require_relative "fleet/workloads"
 # them, by pid, after the example.
 class Fleet
   # The store stats the report sums.
-  STATS = %i[conflicts missed invalidated reconnects rejected dropped].freeze
+  STATS = %i[conflicts missed invalidated reconnects resumed replayed rejected dropped].freeze
 
   # Longest a request to a peer may take: closing a store waits up to 5 s
   # for its changes to settle, more while the bus is down.

@@ -96,7 +96,7 @@ class Soak
   def store_options(l2_server)
     { redis: @bus.url, channel: @fixtures.channel, l1_expires_in: @settings.l1_expires_in,
       health_interval: @settings.health_interval, health_timeout: @settings.health_timeout,
-      reconnect_max: @settings.reconnect_max,
+      reconnect_max: @settings.reconnect_max, bus_log: @settings.bus_log,
       cache: [:faulty_redis_cache_store, { url: l2_server.url, namespace: @fixtures.l2_namespace,
                                            faults: @settings.faults }] }
   end

@@ -10,13 +10,15 @@
 #   SOAK_THREADS=3        workload threads in each
 #   SOAK_FAULTS="before=0.01,after=0.01,stall=0.05,stall_max=0.02"
 #                         probabilities (per L2 call) of FaultyRedisCacheStore's faults
+#   SOAK_BUS_LOG=false    the stores' bus_log: (default true: frozen-bus outages then
+#                         resume from the channel's log, restarts drop L1; false, or a length)
 #
 # The seed replays the choices (operations, keys, values, faults, which
 # process is killed and when in the sequence), not their timing: the
 # interleavings still vary from run to run.
 SoakSettings = Struct.new(
   :seconds, :round_seconds, :checks_per_round, :check_interval, :seed, :processes, :threads, :keys, :counters,
-  :l1_expires_in, :health_interval, :health_timeout, :reconnect_max,
+  :l1_expires_in, :health_interval, :health_timeout, :reconnect_max, :bus_log,
   :faults, :weights, :pause, :silent,
   :bus_chaos, :bus_gap, :bus_down,
   :process_chaos, :process_gap, :process_actions,
@@ -32,6 +34,9 @@ SoakSettings = Struct.new(
       # The bound for what no node can detect (a process killed between its
       # L2 write and its publish), and fast detection of bus outages.
       l1_expires_in: 2.0, health_interval: 0.05, health_timeout: 0.3, reconnect_max: 0.2,
+      # The channel's log: a frozen bus is then resumed from it (L1 kept), a
+      # restarted one is not.
+      bus_log: true,
       faults: { before: 0.01, after: 0.01, stall: 0.05, stall_max: 0.02 },
       # Changes to SoakWorkload::WEIGHTS, the odds of each operation.
       weights: {},
@@ -53,7 +58,16 @@ SoakSettings = Struct.new(
     settings.processes = Integer(env["SOAK_PROCESSES"]) if env["SOAK_PROCESSES"]
     settings.threads = Integer(env["SOAK_THREADS"]) if env["SOAK_THREADS"]
     settings.faults = settings.faults.merge(parse_faults(env["SOAK_FAULTS"])) if env["SOAK_FAULTS"]
+    settings.bus_log = parse_bus_log(env["SOAK_BUS_LOG"]) if env["SOAK_BUS_LOG"]
     settings
+  end
+
+  def self.parse_bus_log(text)
+    case text
+    when "true" then true
+    when "false", "0" then false
+    else Integer(text)
+    end
   end
 
   def self.parse_faults(text)
@@ -67,7 +81,7 @@ SoakSettings = Struct.new(
   def summary
     "SOAK_SEED=#{seed} SOAK_SECONDS=#{format("%g", seconds)} (rounds: #{rounds}): " \
       "#{processes} processes x #{threads} threads, #{keys.size} keys + #{counters.size} counters, " \
-      "l1_expires_in #{l1_expires_in} s, health #{health_interval}/#{health_timeout} s, " \
+      "l1_expires_in #{l1_expires_in} s, health #{health_interval}/#{health_timeout} s, bus_log #{bus_log}, " \
       "L2 faults #{faults.map { |name, odds| "#{name}=#{odds}" }.join(",")}" \
       "#{", silent writes #{silent}" if silent.positive?}" \
       "#{", bus chaos off" unless bus_chaos}#{", process chaos off" unless process_chaos}"

@@ -2,8 +2,9 @@
 
 class PeerProcess
   # What this process measures of itself: its monotonic clock (now), its
-  # native sms- threads (sms_threads), its resident set size (rss, peak_rss)
-  # and the latency of a read loop on one key (read_latency).
+  # native sms- threads (sms_threads), its resident set size (rss, peak_rss),
+  # the latency of a read loop on one key (read_latency) and how the L1 hits
+  # of a read loop over many keys go over time (hit_samples).
   module Measurements
     private
 
@@ -56,6 +57,26 @@ class PeerProcess
       { reads: samples.size, seconds: elapsed, p50: samples[samples.size / 2],
         p99: samples[(samples.size * 0.99).ceil - 1], max: samples.last,
         **%i[l1_hits applied received].to_h { |counter| [counter, after[counter] - before[counter]] } }
+    end
+
+    # Reads +keys+ at random, sleeping +interval+ between reads, for +seconds+;
+    # returns [[monotonic time, l1_hits, l1_misses], ...] taken every +every+
+    # seconds (and at the end), from which a window's hit rate is the
+    # difference of two samples.
+    def command_hit_samples(keys, seconds:, interval:, every: 0.01)
+      rng = Random.new(7)
+      samples = []
+      deadline = monotonic + seconds
+      next_sample = 0
+      while (now = monotonic) < deadline
+        if now >= next_sample
+          samples << [now, *store.stats.values_at(:l1_hits, :l1_misses)]
+          next_sample = now + every
+        end
+        store.read(keys[rng.rand(keys.size)])
+        sleep interval
+      end
+      samples << [monotonic, *store.stats.values_at(:l1_hits, :l1_misses)]
     end
   end
 end

@@ -29,8 +29,9 @@ pub(crate) enum Event {
     /// The first subscription is up: L1 is in use.
     Connected,
     /// The subscription is back after a loss; L1 was dropped, since messages
-    /// may have been missed while it was down.
-    Resubscribed { reconnects: u64 },
+    /// may have been missed while it was down, unless the channel's log held
+    /// them (`l1_dropped: false`).
+    Resubscribed { reconnects: u64, l1_dropped: bool },
     /// The subscription was lost, or could not be made (the bus is then
     /// bypassed: reads go to L2).
     Disconnected { cause: String },
@@ -163,10 +164,19 @@ mod tests {
     fn the_queue_is_bounded() {
         let events = Events::default();
         for reconnects in 0..(CAPACITY as u64 + 10) {
-            events.push(Event::Resubscribed { reconnects });
+            events.push(Event::Resubscribed {
+                reconnects,
+                l1_dropped: true,
+            });
         }
         let told = events.wait(Duration::ZERO);
         assert_eq!(told.len(), CAPACITY);
-        assert_eq!(told[0], Event::Resubscribed { reconnects: 10 });
+        assert_eq!(
+            told[0],
+            Event::Resubscribed {
+                reconnects: 10,
+                l1_dropped: true
+            }
+        );
     }
 }

@@ -6,6 +6,8 @@
 //! "SMS" | format (1 byte) | flags (1 byte) | [HMAC-SHA256 tag, 32 bytes, if flag SIGNED] | body
 //! format 2 (current): body = bincode(Batch { sender, sent_at, changes })
 //! format 1 (previous): body = bincode({ sender, changes })
+//! flag LOGGED (2): published through the channel's log; the stream entry's id
+//!   follows the message on the channel (see `log.rs`), outside the tag
 //! ```
 //!
 //! **Signing.** With a `secret:`, the tag of a format-2 message covers the
@@ -50,6 +52,11 @@ const MAGIC: &[u8; 3] = b"SMS";
 /// Starts a batch of leases (see the module docs).
 const LEASE_MAGIC: &[u8; 3] = b"SML";
 const FLAG_SIGNED: u8 = 1;
+/// Set (inside the signed header) on a message published through the
+/// channel's log, whose stream id follows it on the channel. Readers before
+/// this flag read such a message as malformed or wrongly signed, i.e. as a
+/// missed change: turn `bus_log:` on once every process reads it.
+const FLAG_LOGGED: u8 = 2;
 const TAG_LEN: usize = 32;
 const HEADER_LEN: usize = MAGIC.len() + 2;
 
@@ -123,6 +130,15 @@ pub(crate) struct Batch {
     /// The changes, in the sender's order.
     #[serde(deserialize_with = "received_changes")]
     pub(crate) changes: Vec<Change>,
+}
+
+impl Batch {
+    /// Whether this is a batch of leases (the outbox never mixes kinds).
+    pub(crate) fn carries_leases(&self) -> bool {
+        self.changes
+            .first()
+            .is_some_and(|change| change.op.is_lease())
+    }
 }
 
 /// Format 1's body: a batch without a send time.
@@ -274,6 +290,30 @@ impl Wire {
     /// The payload for `batch`, signed when the node has a secret. A batch of
     /// leases (the outbox never mixes kinds) starts with `LEASE_MAGIC`.
     pub(crate) fn encode(&self, batch: &Batch) -> Vec<u8> {
+        self.encode_flagged(batch, 0)
+    }
+
+    /// The payload for `batch` as appended to the channel's log (see `log.rs`).
+    pub(crate) fn encode_logged(&self, batch: &Batch) -> Vec<u8> {
+        self.encode_flagged(batch, FLAG_LOGGED)
+    }
+
+    /// Whether `bytes` are a batch of leases, which are never logged (a
+    /// look at the magic only: decoding checks the rest).
+    pub(crate) fn carries_leases(bytes: &[u8]) -> bool {
+        bytes.starts_with(LEASE_MAGIC)
+    }
+
+    /// Whether `bytes` say they were published through the log (so the
+    /// entry's id follows them on the channel). Checked by the signature
+    /// like every header bit.
+    pub(crate) fn is_logged(bytes: &[u8]) -> bool {
+        bytes.len() >= HEADER_LEN
+            && &bytes[..MAGIC.len()] == MAGIC
+            && bytes[MAGIC.len() + 1] & FLAG_LOGGED != 0
+    }
+
+    fn encode_flagged(&self, batch: &Batch, flags: u8) -> Vec<u8> {
         let body = if self.format == 1 {
             let v1 = BatchV1 {
                 sender: batch.sender,
@@ -285,19 +325,19 @@ impl Wire {
         }
         .expect("a batch always encodes");
         let mut bytes = Vec::with_capacity(HEADER_LEN + TAG_LEN + body.len());
-        let leases = batch
-            .changes
-            .first()
-            .is_some_and(|change| change.op.is_lease());
-        bytes.extend_from_slice(if leases { LEASE_MAGIC } else { MAGIC });
+        bytes.extend_from_slice(if batch.carries_leases() {
+            LEASE_MAGIC
+        } else {
+            MAGIC
+        });
         bytes.push(self.format);
         match self.secrets.first() {
             Some(secret) => {
-                bytes.push(FLAG_SIGNED);
+                bytes.push(FLAG_SIGNED | flags);
                 let tag = self.tag(secret, self.format, &bytes, &body);
                 bytes.extend_from_slice(&tag);
             }
-            None => bytes.push(0),
+            None => bytes.push(flags),
         }
         bytes.extend_from_slice(&body);
         bytes

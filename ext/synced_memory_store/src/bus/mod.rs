@@ -10,6 +10,8 @@ pub(crate) mod cluster;
 pub(crate) mod cluster_settings;
 pub(crate) mod events;
 pub(crate) mod failure;
+pub(crate) mod log;
+pub(crate) mod log_settings;
 pub(crate) mod message;
 pub(crate) mod outbox;
 pub(crate) mod publisher;
@@ -32,7 +34,8 @@ use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, ProtocolVersion,
 
 use crate::stats::Stats;
 use events::{Event, Events};
-use message::{Batch, Op, Rejection};
+use log::{Cursor, Entries, Position};
+use message::{Batch, Op, Rejection, Wire};
 use outbox::Outbox;
 use senders::Senders;
 use settings::BusSettings;
@@ -68,6 +71,9 @@ pub(crate) struct Bus {
     /// State changes and rejections, for the application.
     pub(crate) events: Events,
     senders: Mutex<Senders>,
+    /// Where the subscription stands in the channel's log (see `log.rs`);
+    /// only the subscriber thread moves it.
+    cursor: Mutex<Cursor>,
     subscription: Mutex<Subscription>,
     connection_changed: Condvar,
     closed: AtomicBool,
@@ -96,6 +102,7 @@ impl Bus {
             stats,
             events: Events::default(),
             senders: Mutex::new(Senders::default()),
+            cursor: Mutex::new(Cursor::default()),
             subscription: Mutex::new(Subscription::default()),
             connection_changed: Condvar::new(),
             closed: AtomicBool::new(false),
@@ -129,23 +136,57 @@ impl Bus {
     /// a change is reported as missed; the rest is counted and dropped.
     pub(crate) fn deliver(&self, payload: &[u8], member: &dyn Member) {
         Stats::bump(&self.stats.received);
+        // A message published through the channel's log carries its place
+        // there behind it (see `log.rs`); one that says so and does not is
+        // not what the script published.
+        let (message, at) = if Wire::is_logged(payload) {
+            match log::split_trailer(payload) {
+                Some((message, at)) => (message, Some(at)),
+                None => return self.reject(Rejection::Malformed, member),
+            }
+        } else {
+            (payload, None)
+        };
+        // Leases are never logged (see publisher.rs): they neither move nor
+        // reset the node's place in the log.
+        if !Wire::carries_leases(message) && self.cursor.lock().replayed(at) {
+            // Applied from the stream while resubscribing (see `resume`).
+            return;
+        }
+        self.receive(message, at, member);
+    }
+
+    /// Verifies `message` (at `at` in the log, if it came through it) and
+    /// hands it to `member`.
+    fn receive(&self, message: &[u8], at: Option<Position>, member: &dyn Member) {
         let verdict = self
             .settings
             .wire
-            .decode(payload)
+            .decode(message)
             .and_then(|batch| self.admit(&batch).map(|()| batch));
         match verdict {
-            Ok(batch) => member.apply(batch),
-            Err(why) => {
-                // The rejection is counted after what it causes (L1 dropped
-                // and counted as missed), so whoever sees it counted sees that too.
-                if why.may_hide_a_change() {
-                    member.missed(why);
+            Ok(batch) => {
+                let leases = batch.carries_leases();
+                member.apply(batch);
+                // Only an admitted message moves the position: its id is
+                // not signed, and a replayed copy with a later id must not
+                // make a resubscription skip what it missed.
+                if !leases {
+                    self.cursor.lock().applied(at);
                 }
-                self.events.rejected(why);
-                Stats::bump(&self.stats.rejected);
             }
+            Err(why) => self.reject(why, member),
         }
+    }
+
+    fn reject(&self, why: Rejection, member: &dyn Member) {
+        // The rejection is counted after what it causes (L1 dropped and
+        // counted as missed), so whoever sees it counted sees that too.
+        if why.may_hide_a_change() {
+            member.missed(why);
+        }
+        self.events.rejected(why);
+        Stats::bump(&self.stats.rejected);
     }
 
     fn admit(&self, batch: &Batch) -> Result<(), Rejection> {
@@ -170,21 +211,86 @@ impl Bus {
             })
     }
 
-    /// The subscription is in place, proven by a reply to a command sent at
-    /// `sent_at` after it: counts a resubscription, tells the node (which
-    /// drops L1 if messages may have been missed) and starts the lease.
+    /// What the channel's log holds after the last position this node
+    /// applied, if the log is on, the subscription is at a server in the
+    /// epoch that position was recorded in, and the stream still holds the
+    /// position (so it holds every message since); None otherwise: a gap, L1
+    /// must go. Read on a connection of its own, since the subscription's can
+    /// only listen.
+    pub(crate) fn recover(&self, epoch: Option<&str>) -> Option<Entries> {
+        let log = self.settings.log.as_ref()?;
+        let epoch = epoch?;
+        let position = self.log_position(epoch)?;
+        let mut link = connect(&self.settings).ok()?;
+        link.connection
+            .set_read_timeout(Some(self.settings.health.timeout))
+            .ok()?;
+        log::read_since(&mut link.connection, log, epoch, position).ok()?
+    }
+
+    /// Where a subscription at a server in `epoch` could resume the
+    /// channel's log from (see `log.rs`), if the node knows.
+    pub(crate) fn log_position(&self, epoch: &str) -> Option<Position> {
+        self.cursor.lock().resume_from(epoch)
+    }
+
+    /// The subscription is in place, at a server in `epoch` (when the log is
+    /// on and it could be asked), proven by a reply to a command sent at
+    /// `sent_at` after it: counts a resubscription and starts the lease.
+    /// With `replay` (what the log holds since the last position applied),
+    /// a resubscription applies it and keeps L1; otherwise the node is told
+    /// (and drops L1 if messages may have been missed).
     pub(crate) fn confirmed(
         &self,
         member: &dyn Member,
         subscribed_before: &mut bool,
         sent_at: u64,
+        epoch: Option<String>,
+        replay: Option<Entries>,
     ) {
-        if *subscribed_before {
+        let again = *subscribed_before;
+        if again {
             Stats::bump(&self.stats.reconnects);
         }
         *subscribed_before = true;
-        self.subscribed(crate::clock::unix_millis(), member);
+        let now = crate::clock::unix_millis();
+        self.began(now, epoch, replay.filter(|_| again), member);
         member.extend_trust(sent_at);
+    }
+
+    /// A subscription began at `now` (wall clock, ms) at a server in `epoch`:
+    /// it resumes the log with `replay`, or starts afresh without.
+    pub(crate) fn began(
+        &self,
+        now: u64,
+        epoch: Option<String>,
+        replay: Option<Entries>,
+        member: &dyn Member,
+    ) {
+        match replay {
+            Some(entries) => self.resume(now, entries, member),
+            None => {
+                self.cursor.lock().restart(epoch);
+                self.subscribed(now, member);
+            }
+        }
+    }
+
+    /// A subscription began at `now` (wall clock, ms) and the log holds
+    /// every message since the last one applied: they are applied, in the
+    /// channel's order and through the same checks as live ones, and L1 is
+    /// kept. The floor of `senders.rs` moves only after them: they were
+    /// sent during the previous subscription or since, and are news.
+    fn resume(&self, now: u64, entries: Entries, member: &dyn Member) {
+        let through = entries.last().map(|(at, _)| *at);
+        for (at, message) in &entries {
+            Stats::bump(&self.stats.replayed);
+            self.receive(message, Some(*at), member);
+        }
+        self.cursor.lock().replay_ended(through);
+        self.senders.lock().subscribed(now);
+        Stats::bump(&self.stats.resumed);
+        self.up(false);
     }
 
     /// A subscription began at `now` (wall clock, ms): messages may have
@@ -192,6 +298,12 @@ impl Bus {
     pub(crate) fn subscribed(&self, now: u64, member: &dyn Member) {
         self.senders.lock().subscribed(now);
         member.subscribed();
+        self.up(true);
+    }
+
+    /// The subscription is up; tells the application, saying whether L1 was
+    /// dropped.
+    fn up(&self, l1_dropped: bool) {
         let event = {
             let mut subscription = self.subscription.lock();
             let again = subscription.ever_up;
@@ -203,6 +315,7 @@ impl Bus {
             if again {
                 Event::Resubscribed {
                     reconnects: Stats::get(&self.stats.reconnects),
+                    l1_dropped,
                 }
             } else {
                 Event::Connected

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::failure::describe_at;
+use super::log::Appender;
 use super::message::{Batch, Change, Op};
 use super::outbox::{BATCH_BYTES, BATCH_CHANGES};
 use super::{sentinel, Bus, Link};
@@ -23,6 +24,8 @@ pub(crate) fn run(bus: &Bus) {
     // The server the last batch was published to.
     let mut published_to: Option<String> = None;
     let mut backoff = Duration::from_millis(10);
+    // The scripts of the channel's log, once loaded (see `log.rs`).
+    let mut appender = Appender::default();
     while let Some(changes) = bus.outbox.take(BATCH_CHANGES, BATCH_BYTES) {
         if link.is_none() {
             match super::connect(&bus.settings) {
@@ -67,16 +70,37 @@ pub(crate) fn run(bus: &Bus) {
             sent_at: clock::unix_millis(),
             changes,
         };
-        let payload = bus.settings.wire.encode(&batch);
         let channel = &bus.settings.channel;
         // On a cluster a MOVED answer (the channel's slot has moved) fails
         // like a lost connection: the batch is requeued safely and the next
         // connection finds the slot's new owner.
-        let sent = match &bus.settings.sentinel {
-            Some(_) => sentinel::publish(&mut current.connection, channel, &payload),
-            None => redis::cmd(current.pubsub.publish())
+        // Leases coordinate computations under way, they change nothing: they
+        // are never logged, and a resubscription does not replay them (the
+        // node forgets every lease then, see node/leases.rs).
+        let log = bus
+            .settings
+            .log
+            .as_ref()
+            .filter(|_| !batch.carries_leases());
+        let sent = match (log, &bus.settings.sentinel) {
+            (Some(log), sentinel) => appender
+                .publish(
+                    current,
+                    log,
+                    channel,
+                    &bus.settings.wire.encode_logged(&batch),
+                    || bus.settings.wire.encode(&batch),
+                    sentinel.is_some(),
+                )
+                .map(drop),
+            (None, Some(_)) => sentinel::publish(
+                &mut current.connection,
+                channel,
+                &bus.settings.wire.encode(&batch),
+            ),
+            (None, None) => redis::cmd(current.pubsub.publish())
                 .arg(channel)
-                .arg(payload)
+                .arg(bus.settings.wire.encode(&batch))
                 .query::<i64>(&mut current.connection)
                 .map(drop),
         };

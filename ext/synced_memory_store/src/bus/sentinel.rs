@@ -145,7 +145,13 @@ pub(crate) fn publish(
         .arg(payload)
         .cmd("ROLE")
         .query(connection)?;
-    match role_of(&role) {
+    check_master(&role)
+}
+
+/// Fails unless a `ROLE` reply says `master`: a publish that reached a
+/// demoted server must be sent again to the primary.
+pub(crate) fn check_master(role: &Value) -> redis::RedisResult<()> {
+    match role_of(role) {
         Some(role) if role == "master" => Ok(()),
         other => Err(redis::RedisError::from((
             redis::ErrorKind::Client,

@@ -13,6 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::bus::cluster_settings::ClusterSettings;
+use crate::bus::log_settings::{LogSettings, MAX_LENGTH};
 use crate::bus::message::{Secret, Wire, FORMAT};
 use crate::bus::outbox::BATCH_BYTES;
 pub(crate) use crate::bus::redis_option::{redacted, RedisOption};
@@ -76,6 +77,8 @@ pub(crate) struct BusSettings {
     pub(crate) broadcast_max_bytes: usize,
     /// Bound of the publish queue, in changes.
     pub(crate) queue_capacity: usize,
+    /// The channel's log (`bus_log:`), if on.
+    pub(crate) log: Option<LogSettings>,
 }
 
 /// The bus options as the store was given them, before they are checked.
@@ -95,6 +98,8 @@ pub(crate) struct BusOptions {
     pub(crate) queue_capacity: Option<i64>,
     /// The message format to write (tests of rolling upgrades); None: current.
     pub(crate) wire_format: Option<i64>,
+    /// `bus_log:` as a length in entries; None: off.
+    pub(crate) bus_log: Option<i64>,
 }
 
 impl BusSettings {
@@ -192,6 +197,20 @@ impl BusSettings {
             );
             ClusterSettings::new(seeds, channel.as_bytes())
         });
+        let log = options
+            .bus_log
+            .map(|length| {
+                u64::try_from(length)
+                    .ok()
+                    .filter(|length| (1..=MAX_LENGTH).contains(length))
+                    .map(|length| LogSettings::new(&channel, length))
+                    .ok_or_else(|| {
+                        config(format!(
+                            "bus_log: must be true, false or a length from 1 to {MAX_LENGTH} (got {length})"
+                        ))
+                    })
+            })
+            .transpose()?;
         Ok(BusSettings {
             connection,
             cluster,
@@ -203,6 +222,7 @@ impl BusSettings {
             health,
             broadcast_max_bytes,
             queue_capacity,
+            log,
         })
     }
 }

@@ -17,6 +17,7 @@ use std::time::Instant;
 use redis::{PushKind, RedisError, Value};
 
 use super::failure::{describe, interrupted};
+use super::log;
 use super::{Bus, Link, Member};
 use crate::clock;
 
@@ -35,6 +36,14 @@ pub(crate) fn listen(
         .arg(&settings.channel)
         .get_packed_command();
     let connection = &mut link.connection;
+    // The server's epoch, before subscribing (see `subscriber::listen`).
+    let epoch = match &settings.log {
+        Some(_) => connection
+            .set_read_timeout(Some(health.timeout))
+            .and_then(|()| log::epoch(connection))
+            .ok(),
+        None => None,
+    };
     // The first confirmation proves the subscription; each later one proves
     // that every message sent before its command has been applied.
     let mut probe_sent_at = clock::monotonic_nanos();
@@ -83,7 +92,14 @@ pub(crate) fn listen(
                         member.extend_trust(probe_sent_at);
                     } else {
                         live = true;
-                        bus.confirmed(member, subscribed_before, probe_sent_at);
+                        let replay = bus.recover(epoch.as_deref());
+                        bus.confirmed(
+                            member,
+                            subscribed_before,
+                            probe_sent_at,
+                            epoch.clone(),
+                            replay,
+                        );
                     }
                 }
                 PushKind::SUnsubscribe | PushKind::Unsubscribe => {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use redis::Connection;
 
 use super::failure::{describe_at, interrupted};
+use super::log;
 use super::{Bus, Member, PubSub};
 use crate::clock;
 
@@ -65,14 +66,19 @@ fn listen(
     // that redis-rs's PubSub::subscribe would drop, leaving a subscription
     // that looks alive and hears nothing. The PING behind it, answered in
     // pub/sub form, proves the subscription is in place.
+    if let Err(error) = connection.set_read_timeout(Some(health.timeout)) {
+        return lost(error);
+    }
+    // The server's epoch, asked on this connection before it subscribes, so
+    // it is the epoch of the server the subscription is at (see `log.rs`).
+    let epoch = settings
+        .log
+        .as_ref()
+        .and_then(|_| log::epoch(connection).ok());
     let sent_at = clock::monotonic_nanos();
-    if let Err(error) = connection
-        .set_read_timeout(Some(health.timeout))
-        .and_then(|()| {
-            redis::cmd("SUBSCRIBE")
-                .arg(&settings.channel)
-                .query::<redis::Value>(connection)
-        })
+    if let Err(error) = redis::cmd("SUBSCRIBE")
+        .arg(&settings.channel)
+        .query::<redis::Value>(connection)
     {
         return lost(error);
     }
@@ -87,7 +93,10 @@ fn listen(
         }
         Err(error) => return lost(error),
     }
-    bus.confirmed(member, subscribed_before, sent_at);
+    // Subscribed first, then the log is read: whatever is published from
+    // here on arrives live (and is skipped if the log already had it).
+    let replay = bus.recover(epoch.as_deref());
+    bus.confirmed(member, subscribed_before, sent_at, epoch, replay);
     // Reads wait at most one interval, so PINGs go out on time whether or not
     // messages are flowing, and a close is noticed within an interval.
     if let Err(error) = pubsub.set_read_timeout(Some(health.interval)) {

@@ -9,12 +9,18 @@
 //! changes in flight (settling, or giving up and invalidating); replayed
 //! messages; and strangers — nodes speaking the next message format, or
 //! signing with another secret — whose messages the others cannot read.
+//! In half the seeds the channel has a log (`bus_log:`): publishes append to
+//! a stream that is trimmed, deleted when a write to it fails, and lost with
+//! the server's epoch, and a node coming back resumes from it (keeping L1)
+//! whenever it still holds the node's position — replayed messages
+//! overlapping live ones — and drops L1 otherwise.
 //! Each seed is replayable (`SIMULATION_SEEDS=n` runs seeds 1..=n), and a
 //! failure prints the trace that led to it.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use crate::bus::log::{split_trailer, with_trailer, Entries, Position};
 use crate::bus::message::{Batch, FORMAT};
 use crate::bus::publisher::coalesce;
 use crate::bus::senders::CLOCK_TOLERANCE_MS;
@@ -134,6 +140,17 @@ struct World {
     down: Vec<bool>,
     /// When each node's current subscription began (ms).
     subscribed_at: Vec<u64>,
+    /// Whether publishes go through the channel's log.
+    logged: bool,
+    /// Each message's place in the stream, if it was appended there.
+    positions: Vec<Option<Position>>,
+    /// The first message of the log still in the stream (trimmed, deleted).
+    stream_from: usize,
+    /// The server's epoch (a restart changes it and empties the stream).
+    epoch: u64,
+    /// Resubscriptions that resumed from the stream, and that dropped L1.
+    resumes: usize,
+    drops: usize,
     tasks: Vec<Task>,
     rng: Rng,
     counter: usize,
@@ -169,6 +186,12 @@ impl World {
             delivered: Vec::new(),
             down: Vec::new(),
             subscribed_at: Vec::new(),
+            logged: seed.is_multiple_of(2),
+            positions: Vec::new(),
+            stream_from: 0,
+            epoch: 1,
+            resumes: 0,
+            drops: 0,
             tasks: Vec::new(),
             rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
             counter: 0,
@@ -198,6 +221,7 @@ impl World {
             channel: Some("simulation".into()),
             secrets: vec![secret.to_vec()],
             wire_format: Some(i64::from(format)),
+            bus_log: self.logged.then_some(100),
             health: Health {
                 timeout: Duration::from_secs(3600),
                 ..Default::default()
@@ -216,7 +240,7 @@ impl World {
         self.delivered.push(self.log.len());
         self.down.push(false);
         self.subscribed_at.push(0);
-        self.subscribe(index);
+        self.subscribe(index, false);
     }
 
     fn key(&mut self) -> Vec<u8> {
@@ -262,6 +286,8 @@ impl World {
             15 => self.clear_or_delete_matched(true),
             16 => self.clear_or_delete_matched(false),
             17 => self.toggle_subscription(),
+            12 if self.logged => self.trim(),
+            13 if self.logged && self.rng.chance(4) => self.restart_server(),
             18 => self.failed_publish(),
             19 => self.replay(),
             20 => self.start_closing(),
@@ -353,7 +379,7 @@ impl World {
                 self.delivered[node],
                 self.log.len()
             ));
-            self.subscribe(node);
+            self.subscribe(node, true);
         } else {
             self.trace.push(format!("n{node} loses its subscription"));
             self.down[node] = true;
@@ -391,23 +417,100 @@ impl World {
             "log[{}] = a replay of log[{index}]",
             self.log.len()
         ));
-        self.append(self.log[index].clone());
+        // Not appended to the stream: only the script does that.
+        self.append(self.log[index].clone(), None);
     }
 
-    fn append(&mut self, payload: Vec<u8>) {
+    fn append(&mut self, payload: Vec<u8>, position: Option<Position>) {
         // Every publication and subscription is an instant of its own.
         self.now += 1;
         self.log.push(payload);
+        self.positions.push(position);
         self.published_at.push(self.now);
     }
 
-    fn subscribe(&mut self, node: usize) {
+    /// The stream loses its oldest entries (`MAXLEN ~`).
+    fn trim(&mut self) {
+        let kept = self.log.len() - self.stream_from;
+        if kept > 0 {
+            self.stream_from += 1 + self.rng.below(kept);
+            self.trace.push(format!(
+                "the stream is trimmed to log[{}..]",
+                self.stream_from
+            ));
+        }
+    }
+
+    /// The bus's server restarts without persistence: every subscription
+    /// drops, the stream is gone and positions in it mean nothing.
+    fn restart_server(&mut self) {
+        self.epoch += 1;
+        self.stream_from = self.log.len();
+        self.trace
+            .push(format!("the server restarts empty (epoch {})", self.epoch));
+        for node in 0..self.nodes.len() {
+            if self.life[node] != Life::Gone && !self.down[node] {
+                self.down[node] = true;
+                let bus = self.nodes[node].bus.as_ref().unwrap();
+                bus.unsubscribed(&self.nodes[node] as &dyn Member, Some("restart".into()));
+            }
+        }
+    }
+
+    /// A subscription begins: after a loss (`again`), in a world with a log,
+    /// the node resumes from the stream if the stream still holds its
+    /// position in this epoch; some of the messages replayed then arrive
+    /// live as well (they were published between the subscription and the
+    /// read of the stream).
+    fn subscribe(&mut self, node: usize, again: bool) {
         self.now += 1;
+        let epoch = self.epoch.to_string();
+        let bus = self.nodes[node].bus.as_ref().unwrap();
+        let replay = if self.logged && again {
+            bus.log_position(&epoch).and_then(|position| {
+                let at = (self.stream_from..self.log.len())
+                    .find(|&index| self.positions[index] == Some(position))?;
+                Some((at, self.stream_entries(at + 1)))
+            })
+        } else {
+            None
+        };
         self.delivered[node] = self.log.len();
+        if let Some((at, entries)) = &replay {
+            let overlap = self.rng.below(self.log.len() - at);
+            self.delivered[node] -= overlap;
+            self.resumes += 1;
+            self.trace.push(format!(
+                "n{node} resumes from the stream after log[{at}]: {} entries, the last {overlap} messages again live",
+                entries.len()
+            ));
+        } else if again {
+            self.drops += 1;
+        }
         self.down[node] = false;
         self.subscribed_at[node] = self.now;
         let bus = self.nodes[node].bus.as_ref().unwrap();
-        bus.subscribed(self.now, &self.nodes[node] as &dyn Member);
+        let member = &self.nodes[node] as &dyn Member;
+        bus.began(
+            self.now,
+            Some(epoch),
+            replay.map(|(_, entries)| entries),
+            member,
+        );
+        // As `Bus::confirmed` does: the subscription's proof of life starts
+        // the lease.
+        member.extend_trust(crate::clock::monotonic_nanos());
+    }
+
+    /// The stream's entries from log[from] on, as `XRANGE` gives them.
+    fn stream_entries(&self, from: usize) -> Entries {
+        (from..self.log.len())
+            .filter_map(|index| {
+                let position = self.positions[index]?;
+                let (message, _) = split_trailer(&self.log[index]).expect("a logged message");
+                Some((position, message.to_vec()))
+            })
+            .collect()
     }
 
     fn start_closing(&mut self) {
@@ -589,8 +692,23 @@ impl World {
                 self.log.len(),
                 batch.changes
             ));
-            let payload = bus.settings.wire.encode(&batch);
-            self.append(payload);
+            if self.logged && !self.rng.chance(12) {
+                let position = Position {
+                    ms: self.log.len() as u64 + 1,
+                    seq: 0,
+                };
+                let payload = with_trailer(&bus.settings.wire.encode_logged(&batch), position);
+                self.append(payload, Some(position));
+            } else {
+                // Unlogged: no log, or the stream could not be written and
+                // was deleted as the message went out.
+                let payload = bus.settings.wire.encode(&batch);
+                self.append(payload, None);
+                if self.logged {
+                    self.stream_from = self.log.len();
+                    self.trace.push("  unlogged; the stream is deleted".into());
+                }
+            }
         }
         let bus = self.nodes[node].bus.as_ref().unwrap();
         match failed {
@@ -690,7 +808,7 @@ impl World {
             self.delivered[node],
             self.log.len()
         ));
-        self.subscribe(node);
+        self.subscribe(node, true);
     }
 
     fn check(&self, seed: u64) {
@@ -854,6 +972,7 @@ fn random_interleavings_converge_to_l2() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
     let mut steps = 0;
+    let (mut resumes, mut drops) = (0, 0);
     for seed in 1..=seeds {
         let mut world = World::new(seed);
         for _ in 0..12 {
@@ -864,6 +983,17 @@ fn random_interleavings_converge_to_l2() {
             world.settle();
             world.check(seed);
         }
+        resumes += world.resumes;
+        drops += world.drops;
     }
-    println!("simulation: {seeds} seeds, {steps} random steps, every node converged to L2");
+    println!(
+        "simulation: {seeds} seeds, {steps} random steps, every node converged to L2 \
+         ({resumes} resubscriptions resumed from the log, {drops} dropped L1)"
+    );
+    if seeds >= 100 {
+        assert!(
+            resumes > seeds as usize / 4,
+            "too few resumes to mean anything: {resumes}"
+        );
+    }
 }

@@ -487,6 +487,8 @@ impl RbNode {
             ("rejected", &stats.rejected),
             ("missed", &stats.missed),
             ("reconnects", &stats.reconnects),
+            ("resumed", &stats.resumed),
+            ("replayed", &stats.replayed),
             ("dropped", &stats.dropped),
             ("conflicts", &stats.conflicts),
             ("undecodable", &stats.undecodable),
@@ -520,7 +522,8 @@ impl RbNode {
     /// `wait_events(seconds)`: waits (without the GVL) up to `seconds` for
     /// the bus's state changes and rejections (see bus/events.rs) and returns
     /// them as `[[name, payload], ...]`: `[:connected, {}]`,
-    /// `[:resubscribed, { reconnects:, l1_dropped: true }]`,
+    /// `[:resubscribed, { reconnects:, l1_dropped: }]` (false when the
+    /// channel's log held what was missed),
     /// `[:disconnected, { cause: }]`, `[:rejected, { cause:, description:,
     /// missed:, count: }]`. Empty after the timeout, at once without a bus,
     /// and once the node is closed.
@@ -537,9 +540,12 @@ impl RbNode {
             let payload = ruby.hash_new();
             let name = match event {
                 Event::Connected => "connected",
-                Event::Resubscribed { reconnects } => {
+                Event::Resubscribed {
+                    reconnects,
+                    l1_dropped,
+                } => {
                     payload.aset(ruby.to_symbol("reconnects"), reconnects)?;
-                    payload.aset(ruby.to_symbol("l1_dropped"), true)?;
+                    payload.aset(ruby.to_symbol("l1_dropped"), l1_dropped)?;
                     "resubscribed"
                 }
                 Event::Disconnected { cause } => {

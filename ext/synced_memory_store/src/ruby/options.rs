@@ -289,6 +289,32 @@ pub(super) fn config(ruby: &Ruby, options: RHash) -> Result<Config, Error> {
     }
 }
 
+/// `bus_log:` as a length in entries: nil or false for none, true for the
+/// default length, or an Integer (checked by the core).
+fn bus_log(ruby: &Ruby, options: RHash) -> Result<Option<i64>, Error> {
+    let Some(value) = fetch(ruby, options, "bus_log") else {
+        return Ok(None);
+    };
+    if value.equal(ruby.qtrue())? {
+        return Ok(Some(crate::bus::log_settings::DEFAULT_LENGTH as i64));
+    }
+    if value.equal(ruby.qfalse())? {
+        return Ok(None);
+    }
+    Integer::from_value(value)
+        .and_then(|length| length.to_i64().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            configuration(
+                ruby,
+                format!(
+                    "bus_log: must be true, false or a length in entries (got {})",
+                    value.inspect()
+                ),
+            )
+        })
+}
+
 fn bus_settings(ruby: &Ruby, options: RHash) -> Result<BusSettings, Error> {
     let redis = match fetch(ruby, options, "redis") {
         Some(value) => RHash::from_value(value).ok_or_else(|| {
@@ -312,6 +338,7 @@ fn bus_settings(ruby: &Ruby, options: RHash) -> Result<BusSettings, Error> {
         broadcast_max_bytes: integer(ruby, options, "broadcast_max_bytes", "broadcast_max_bytes:")?,
         queue_capacity: integer(ruby, options, "queue_capacity", "queue_capacity:")?,
         wire_format: integer(ruby, options, "wire_format", "wire_format:")?,
+        bus_log: bus_log(ruby, options)?,
     };
     BusSettings::new(&options).map_err(|e| errors::to_ruby(ruby, e))
 }
