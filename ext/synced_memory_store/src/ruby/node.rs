@@ -210,7 +210,7 @@ impl RbNode {
         due: Value,
         fraction: f64,
     ) -> Result<Value, Error> {
-        let Some((slot, now)) = rb_self.live(ruby, key, version)? else {
+        let Some((slot, now)) = rb_self.live(ruby, key, version, false)? else {
             return Ok(miss);
         };
         if now.is_some_and(|now| slot.record.is_due_at(now, fraction)) {
@@ -220,8 +220,9 @@ impl RbNode {
     }
 
     /// `refresh_due?(key, version, fraction)`: whether L1 holds a live entry
-    /// for `key` (trusted, not expired, of `version` when one is given) at
-    /// least `fraction` of the way through its life. Counts nothing.
+    /// for `key` (trusted, not expired, of `version` when one is given; a
+    /// coder's too) at least `fraction` of the way through its life. Counts
+    /// nothing.
     fn refresh_due(
         ruby: &Ruby,
         rb_self: &Self,
@@ -230,7 +231,7 @@ impl RbNode {
         fraction: f64,
     ) -> Result<bool, Error> {
         Ok(rb_self
-            .live(ruby, key, version)?
+            .live(ruby, key, version, true)?
             .is_some_and(|(slot, now)| now.is_some_and(|now| slot.record.is_due_at(now, fraction))))
     }
 
@@ -240,21 +241,23 @@ impl RbNode {
         key: RString,
         version: Option<RString>,
     ) -> Result<Option<Value>, Error> {
-        match self.live(ruby, key, version)? {
+        match self.live(ruby, key, version, false)? {
             Some((slot, _)) => self.decoded(ruby, key, &slot),
             None => Ok(None),
         }
     }
 
     /// The slot under `key` a read may answer from — trusted, of `version`
-    /// when one is given, not a coder's, not expired by `Time.now` — with the
-    /// `Time.now` it was judged by (None for an entry that never expires).
-    /// An expired entry is forgotten here, unless fail-safe keeps it.
+    /// when one is given, not expired by `Time.now`, and not a coder's unless
+    /// `coded` (a coder's entry is decoded in Ruby) — with the `Time.now` it
+    /// was judged by (None for an entry that never expires). An expired
+    /// entry is forgotten here, unless fail-safe keeps it.
     fn live(
         &self,
         ruby: &Ruby,
         key: RString,
         version: Option<RString>,
+        coded: bool,
     ) -> Result<Option<Live>, Error> {
         // SAFETY: the borrowed bytes are only used for the lookup, before any
         // Ruby call.
@@ -265,7 +268,7 @@ impl RbNode {
         // SAFETY: as above, compared before any Ruby call.
         let mismatched =
             version.is_some_and(|v| record.is_mismatched(Some(unsafe { v.as_slice() })));
-        if mismatched || record.kind == Kind::Coded {
+        if mismatched || (record.kind == Kind::Coded && !coded) {
             return Ok(None);
         }
         let mut now = None;
