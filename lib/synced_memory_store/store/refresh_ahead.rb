@@ -110,10 +110,15 @@ module SyncedMemoryStore
                      "(e.g. 0.8), nil or false (got #{setting.inspect})"
       end
 
-      def refresh_in_background(name, key, version, options, fraction, &block)
+      # Offers the pool the refresh of +key+ by the fetch's block: written
+      # with the fetch's options, as a forced fetch (it computes, waits for
+      # nobody, and leads the key's flight so that this process's misses of
+      # the key wait for it).
+      def refresh_in_background(name, key, version, options, fraction, &)
         options = options.merge(force: true, refresh_ahead: false)
+        compute = proc(&)
         @refresh_pool.offer(key) do
-          COUNTED_AS.fetch(refreshed_ahead(name, key, version, options, fraction, &block))
+          COUNTED_AS.fetch(refreshed_ahead(name, key, version, options, fraction, &compute))
         end
       end
 
