@@ -156,7 +156,8 @@ module SyncedMemoryStore
       # be had (leases off, no bus, the bus down or undecided).
       def refresh_claim(key, options)
         seconds = lease_seconds(options)
-        claim = seconds && claim_lease(key, seconds)
+        # FetchLease's claims take [key, version]; leases are per key.
+        claim = seconds && claim_lease([key], seconds)
         return unless claim
 
         case decided(key, claim)
