@@ -51,8 +51,11 @@ class SoakWorkload
 
   attr_reader :operations, :errors
 
-  def initialize(store:, keys:, counters:, tag:, pause: 0.002, silent: 0.0, weights: {})
+  def initialize(store:, keys:, counters:, tag:, pause: 0.002, silent: 0.0, weights: {}, fetch_expires_in: nil)
     @store = store
+    # Half the fetches expire within this range (seconds), so that stores
+    # with refresh_ahead: keep refreshing hot keys.
+    @fetch_expires_in = fetch_expires_in
     @keys = keys
     @counters = counters
     @all_keys = keys + counters

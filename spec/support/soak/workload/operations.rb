@@ -45,7 +45,14 @@ class SoakWorkload
 
     def fetch(store, rng, label)
       options = rng.rand < 0.1 ? { force: true } : {}
-      store.fetch(@keys.sample(random: rng), options) { value(rng, label) }
+      store.fetch(@keys.sample(random: rng), expiring(options, rng)) { value(rng, label) }
+    end
+
+    # +options+ with a short expires_in, for half the fetches.
+    def expiring(options, rng)
+      return options unless @fetch_expires_in && rng.rand < 0.5
+
+      options.merge(expires_in: rng.rand(@fetch_expires_in))
     end
 
     def write(store, operation, rng, label)
@@ -71,7 +78,8 @@ class SoakWorkload
       tags = TAGS.sample(rng.rand(1..2), random: rng)
       case operation
       when :write_tagged then store.write(@keys.sample(random: rng), value(rng, label), tags: tags)
-      when :fetch_tagged then store.fetch(@keys.sample(random: rng), tags: tags) { value(rng, label) }
+      when :fetch_tagged
+        store.fetch(@keys.sample(random: rng), expiring({ tags: tags }, rng)) { value(rng, label) }
       when :write_multi_tagged
         store.write_multi(@keys.sample(rng.rand(2..3), random: rng).to_h { |key| [key, value(rng, label)] },
                           tags: tags)
