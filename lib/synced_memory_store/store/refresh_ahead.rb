@@ -57,16 +57,12 @@ module SyncedMemoryStore
         @refresh_pool = RefreshPool.new
       end
 
-      # Whether a fetch with the call's +options+ may refresh ahead at all
-      # (the store's setting, or the call's +refresh_ahead:+).
-      def refreshing_ahead?(options)
-        @refresh_ahead || options&.key?(:refresh_ahead)
-      end
-
       # The direct path's read of +key+ for a fetch: the value or MISS, and,
       # when the entry is due, its refresh queued first.
       def read_hit_refreshing(name, key, options, &)
-        fraction = refresh_fraction(options)
+        # The direct path never has force: only these keys change the store's fraction.
+        special = options && (options.key?(:refresh_ahead) || options.key?(:expires_at))
+        fraction = special ? refresh_fraction(options) : @refresh_ahead
         return @node.read_hit(key, nil, MISS) unless fraction
 
         value = @node.read_hit_unless_due(key, nil, MISS, DUE, fraction)
