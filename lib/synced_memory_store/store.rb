@@ -137,8 +137,10 @@ module SyncedMemoryStore
     # refresh (see RefreshAhead).
     def fetch(name, options = nil, &block)
       check_tags(options[:tags]) if options
-      refreshing = block && (@refresh_ahead || options&.key?(:refresh_ahead))
-      if block && (key = direct_key(name, options)) && quiet?(:read) && quiet?(:fetch_hit)
+      return super unless block
+
+      refreshing = @refresh_ahead || options&.key?(:refresh_ahead)
+      if (key = direct_key(name, options)) && quiet?(:read) && quiet?(:fetch_hit)
         value = refreshing ? read_hit_refreshing(name, key, options, &block) : @node.read_hit(key, nil, MISS)
         value = untagged(value) if value.instance_of?(Array)
         return value unless MISS.equal?(value)
