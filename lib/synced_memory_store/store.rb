@@ -9,6 +9,7 @@ require_relative "flights"
 require_relative "fail_safe_policy"
 require_relative "failed_refreshes"
 require_relative "lease_counts"
+require_relative "refresh_pool"
 require_relative "store/active_support_versions"
 require_relative "store/options"
 require_relative "store/direct_path"
@@ -22,6 +23,7 @@ require_relative "store/single_flight"
 require_relative "store/tags"
 require_relative "store/fail_safe"
 require_relative "store/fetch_lease"
+require_relative "store/refresh_ahead"
 
 module SyncedMemoryStore
   # A two-level ActiveSupport cache store. L1 is this process's memory, held by
@@ -83,6 +85,7 @@ module SyncedMemoryStore
     include Tags
     # After SingleFlight: a fail-safe fetch wraps the flight it takes part in.
     include FailSafe
+    include RefreshAhead
 
     # Returned by the native read for "no usable entry"; nil is a cached value.
     MISS = Object.new.freeze
@@ -110,6 +113,7 @@ module SyncedMemoryStore
       @flights = Flights.new
       @lease = lease_or_off(settings.fetch(:lease, DEFAULT_LEASE), ConfigurationError)
       @lease_counts = LeaseCounts.new
+      start_refresh_ahead(settings[:refresh_ahead])
       start_bus_events
       SyncedMemoryStore.track(self)
     end
@@ -129,14 +133,23 @@ module SyncedMemoryStore
     # Fetches +name+, running the block on a miss; see
     # ActiveSupport::Cache::Store#fetch. Hits take the direct path of #read.
     # With +tags:+, what the block returns is written with them (see Tags).
+    # With +refresh_ahead:+, a hit on an entry late in its life queues its
+    # refresh (see RefreshAhead).
     def fetch(name, options = nil, &block)
       check_tags(options[:tags]) if options
-      if block && (key = direct_key(name, options)) && quiet?(:read) && quiet?(:fetch_hit)
-        value = @node.read_hit(key, nil, MISS)
+      return super unless block
+
+      refreshing = @refresh_ahead || options&.key?(:refresh_ahead)
+      if (key = direct_key(name, options)) && quiet?(:read) && quiet?(:fetch_hit)
+        value = refreshing ? read_hit_refreshing(name, key, options, &block) : @node.read_hit(key, nil, MISS)
         value = untagged(value) if value.instance_of?(Array)
         return value unless MISS.equal?(value)
       end
-      super
+      return super unless refreshing
+
+      value = super
+      refresh_if_due(name, options, &block)
+      value
     end
 
     # Reads several names at once; names L1 lacks are read from L2 in one call.

@@ -46,6 +46,7 @@ class Peer
     reader_progress stop_reader read_async write_async await_async gate_reads gate_writes await_gated
     release_gate peak_rss random_ops rss write_many flood read_latency soak_start soak_tally soak_stop
     soak_reopen soak_observe fetch_failing stampede_start stampede_result open_plain_store hit_samples
+    fetch_counting block_runs
   ].freeze
 
   extend Processes

@@ -71,6 +71,9 @@ class PeerProcess
     @fault_tally = Tally.new
     # The threads of the stampede under way (Stampedes).
     @stampede = nil
+    # Runs of fetch_counting's block by key, from any thread (Stores).
+    @block_runs = Hash.new(0)
+    @block_runs_lock = Mutex.new
   end
 
   # Answers each request line with a response line until the connection closes.

@@ -7,7 +7,9 @@
 //!   `last_applied_at` stamp that benchmarks compare across processes use it.
 //! * [`unix_millis`]: the wall clock, stamped on outgoing bus messages so a
 //!   receiver can tell a message from a sender it has forgotten from a replay
-//!   (see `bus/senders.rs`). It may jump; nothing waits on it.
+//!   (see `bus/senders.rs`), and as seconds ([`unix_seconds`]) on entries
+//!   that arrive over the bus, whose life refresh-ahead measures. It may
+//!   jump; nothing waits on it.
 //!
 //! ActiveSupport's logical expiry is judged with Ruby's `Time.now` by the
 //! binding layer (so `travel_to` works), not here.
@@ -37,6 +39,15 @@ pub(crate) fn unix_millis() -> u64 {
         })
 }
 
+/// Seconds since the Unix epoch by the wall clock, as Ruby's `Time.now.to_f`
+/// reads it outside tests: the stamp L1 puts on entries that arrive over the
+/// bus (see `Record::stored_at`).
+pub(crate) fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
+}
+
 /// `duration` in nanoseconds, saturating.
 pub(crate) fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
@@ -52,6 +63,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         assert!(monotonic_nanos() >= before + 2_000_000);
         assert!(unix_millis() > 1_577_836_800_000);
+        assert!(unix_seconds() > 1_577_836_800.0);
         assert_eq!(nanos(Duration::from_micros(3)), 3_000);
     }
 }

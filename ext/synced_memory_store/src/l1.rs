@@ -41,7 +41,7 @@ use crate::record::Record;
 /// ten heap allocations (the key, moka's copy of it, its entry, entry info and
 /// access-order node, the slot, the payload) with malloc's rounding and headers.
 /// Measured by `overhead_estimate_covers_real_allocations` in tests/l1_memory.rs.
-pub const ENTRY_OVERHEAD: usize = 416;
+pub const ENTRY_OVERHEAD: usize = 432;
 
 /// Extra bytes for an entry that expires: moka's timer-wheel node.
 pub const EXPIRY_OVERHEAD: usize = 64;
@@ -184,6 +184,20 @@ impl L1 {
         self.store(key, record, keep_for, self.epoch.load(Ordering::Acquire));
     }
 
+    /// As [`L1::insert`], for the echo of this process's own write: it keeps
+    /// the stamp the write put on the entry (see `Record::stored_at`) when the
+    /// slot still holds that entry (same expiry), so that the entry's life is
+    /// still measured by the clock that set its expiry.
+    pub fn insert_echo(&self, key: &[u8], mut record: Record, keep_for: Option<Duration>) {
+        if record.expires_at.is_some() {
+            record.stored_at = self
+                .get(key)
+                .filter(|slot| slot.record.expires_at == record.expires_at)
+                .and_then(|slot| slot.record.stored_at);
+        }
+        self.insert(key, record, keep_for);
+    }
+
     /// Stores `record` under `key` only when no live entry is there; returns
     /// whether it stored (ActiveSupport's `unless_exist:`).
     pub fn insert_if_absent(&self, key: &[u8], record: Record, keep_for: Option<Duration>) -> bool {
@@ -307,6 +321,10 @@ impl L1 {
             (Some(keep), Some(max)) => Some(keep.min(max)),
             (keep, max) => keep.or(max),
         };
+        let mut record = record;
+        if record.stored_at.is_none() && record.expires_at.is_some() {
+            record.stored_at = Some(crate::clock::unix_seconds());
+        }
         let slot = Arc::new(Slot {
             record,
             epoch,
@@ -364,6 +382,31 @@ mod tests {
     fn value_of(l1: &L1, key: &str) -> Option<Vec<u8>> {
         l1.get(key.as_bytes())
             .map(|slot| slot.record.payload.to_vec())
+    }
+
+    #[test]
+    fn entries_that_expire_are_stamped_when_stored_and_echoes_keep_the_writers_stamp() {
+        let l1 = L1::new(1 << 20, None);
+        let mut arrived = text("one");
+        arrived.expires_at = Some(f64::MAX);
+        let before = crate::clock::unix_seconds();
+        l1.insert(b"k", arrived.clone(), None);
+        let stamp = l1.get(b"k").unwrap().record.stored_at.unwrap();
+        assert!(stamp >= before && stamp <= crate::clock::unix_seconds());
+        l1.insert(b"plain", text("never expires"), None);
+        assert_eq!(l1.get(b"plain").unwrap().record.stored_at, None);
+
+        let mut written = arrived.clone();
+        written.stored_at = Some(42.0);
+        l1.insert(b"k", written, None);
+        l1.insert_echo(b"k", arrived.clone(), None);
+        assert_eq!(l1.get(b"k").unwrap().record.stored_at, Some(42.0));
+
+        // The echo of an older write (another expiry) is stamped anew.
+        let mut older = arrived;
+        older.expires_at = Some(1e15);
+        l1.insert_echo(b"k", older, None);
+        assert!(l1.get(b"k").unwrap().record.stored_at.unwrap() >= before);
     }
 
     #[test]

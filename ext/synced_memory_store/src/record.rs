@@ -56,6 +56,15 @@ pub struct Record {
     /// The encoded value.
     #[serde(with = "received_bytes")]
     pub payload: Box<[u8]>,
+    /// When this process stored the entry (seconds since the epoch), for an
+    /// entry that expires: its life runs from here to `expires_at`, and
+    /// refresh-ahead judges how much of it has passed. Set by the binding
+    /// layer from Ruby's clock for this process's writes and fills (so
+    /// `travel_to` moves it as it moves `expires_at`), and by L1 from the wall
+    /// clock for what arrives over the bus. Never on the bus: `None` in
+    /// flight, so the wire format is unchanged.
+    #[serde(skip)]
+    pub stored_at: Option<f64>,
 }
 
 impl Record {
@@ -67,6 +76,7 @@ impl Record {
             expires_at: None,
             version: None,
             payload: payload.into(),
+            stored_at: None,
         }
     }
 
@@ -78,6 +88,19 @@ impl Record {
     /// True when the record's logical expiry is at or before `now` (seconds since the epoch).
     pub fn is_expired_at(&self, now: f64) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// True when `now` is at least `fraction` of the way through the entry's
+    /// life, from `stored_at` to `expires_at` (refresh-ahead). Never for an
+    /// entry that does not expire, has no stamp, or has no life left to
+    /// divide (stored at or after its expiry).
+    pub fn is_due_at(&self, now: f64, fraction: f64) -> bool {
+        match (self.stored_at, self.expires_at) {
+            (Some(stored), Some(expires)) if expires > stored => {
+                now >= stored + fraction * (expires - stored)
+            }
+            _ => false,
+        }
     }
 
     /// True when both the record and the reader name a version and they differ
@@ -198,6 +221,32 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::fuzz::{self, apply, edits, largest_allocation, Tally};
+
+    #[test]
+    fn an_entry_is_due_once_the_fraction_of_its_life_has_passed() {
+        let mut record = Record::new(Kind::Utf8, b"v".to_vec());
+        assert!(!record.is_due_at(1e12, 0.5), "no expiry: never due");
+        record.expires_at = Some(110.0);
+        assert!(!record.is_due_at(1e12, 0.5), "no stamp: never due");
+        record.stored_at = Some(100.0);
+        assert!(!record.is_due_at(107.9, 0.8));
+        assert!(record.is_due_at(108.0, 0.8));
+        record.stored_at = Some(110.0);
+        assert!(!record.is_due_at(1e12, 0.8), "no life to divide");
+    }
+
+    #[test]
+    fn the_stamp_never_travels_on_the_bus() {
+        let mut record = Record::new(Kind::Utf8, b"v".to_vec());
+        record.expires_at = Some(110.0);
+        let plain = bincode::serde::encode_to_vec(&record, bincode::config::standard()).unwrap();
+        record.stored_at = Some(100.0);
+        let stamped = bincode::serde::encode_to_vec(&record, bincode::config::standard()).unwrap();
+        assert_eq!(plain, stamped);
+        let (decoded, _): (Record, usize) =
+            bincode::serde::decode_from_slice(&stamped, bincode::config::standard()).unwrap();
+        assert_eq!(decoded.stored_at, None);
+    }
 
     #[test]
     fn compression_round_trips_and_only_when_it_pays() {
@@ -347,6 +396,7 @@ pub(crate) mod tests {
                 expires_at,
                 version: version.map(Into::into),
                 payload: payload.into(),
+                stored_at: None,
             })
     }
 

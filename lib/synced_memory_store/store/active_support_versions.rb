@@ -26,6 +26,10 @@ module SyncedMemoryStore
       # 6.1 and 7.0 leave it missing and return nil.
       COUNTERS_CREATE_MISSING = at_least("7.1")
 
+      # 7.2's fetch hands its miss to save_block_result_to_cache(name, key,
+      # options); before, (name, options).
+      FETCH_HOOK_TAKES_KEY = at_least("7.2")
+
       # 7.1 instruments events without a key through _instrument (cleanup's
       # payload is { size: n }); before, instrument takes the Hash as the key.
       KEYLESS_INSTRUMENT = at_least("7.1")

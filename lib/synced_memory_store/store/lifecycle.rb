@@ -15,6 +15,9 @@ module SyncedMemoryStore
       # the invalidations of what did not come back.
       ECHO_SHARE = 0.8
 
+      # Share of #close's time given to refreshes-ahead under way.
+      REFRESH_SHARE = 0.2
+
       # Stands in for the node of a closed store: every use raises.
       class ClosedNode
         def method_missing(*)
@@ -101,7 +104,10 @@ module SyncedMemoryStore
         return if inherited?
 
         deadline = monotonic + timeout.to_f
-        settle_node(node, timeout)
+        # Refreshes under way write through the node: they end (or are given
+        # up on) before it settles.
+        @refresh_pool.stop(timeout.to_f * REFRESH_SHARE)
+        settle_node(node, deadline - monotonic)
         wait_in_slices(deadline - monotonic) { |slice| node.close(slice) }
         bus_events&.stop
         nil
@@ -147,6 +153,9 @@ module SyncedMemoryStore
         @flights = Flights.new
         # Counted afresh, as the new node's counters are.
         @lease_counts = LeaseCounts.new
+        # The parent's refresh threads did not survive the fork, nor may the
+        # child run the refreshes its parent queued.
+        @refresh_pool = RefreshPool.new
         # The parent's event thread did not survive the fork.
         start_bus_events
       end

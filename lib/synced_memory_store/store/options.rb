@@ -11,7 +11,8 @@ module SyncedMemoryStore
                        reconnect_max wire_format bus_log].freeze
 
       # Options consumed by this store; the others are ActiveSupport's.
-      STORE_OPTIONS = (%i[cache redis size sync l1_expires_in lock_timeout lease fail_safe] + BUS_OPTIONS).freeze
+      STORE_OPTIONS = (%i[cache redis size sync l1_expires_in lock_timeout lease fail_safe refresh_ahead] +
+                       BUS_OPTIONS).freeze
 
       # Default L1 byte budget.
       DEFAULT_SIZE = 32 * 1024 * 1024

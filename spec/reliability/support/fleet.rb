@@ -18,7 +18,8 @@ require_relative "fleet/workloads"
 # them, by pid, after the example.
 class Fleet
   # The store stats the report sums.
-  STATS = %i[conflicts missed invalidated reconnects resumed replayed rejected dropped].freeze
+  STATS = %i[conflicts missed invalidated reconnects resumed replayed rejected dropped refreshes_ahead
+             refresh_ahead_skipped refresh_ahead_errors].freeze
 
   # Longest a request to a peer may take: closing a store waits up to 5 s
   # for its changes to settle, more while the bus is down.
@@ -107,10 +108,14 @@ class Fleet
     (@settings.seed * 1_000_000_000) + (Integer(peer.name.delete_prefix("p")) * 1_000_000)
   end
 
+  # The stores of odd-numbered processes refresh ahead (when the settings
+  # say so), so that refreshes mix with every other process's changes.
   def store_options(peer)
     options = @store_options.dup
     kind, cache = options.fetch(:cache)
     options[:cache] = [kind, cache.merge(fault_seed: seed_of(peer) + 500_000)]
+    number = Integer(peer.name.delete_prefix("p"))
+    options[:refresh_ahead] = @settings.refresh_ahead if @settings.refresh_ahead && number.odd?
     options
   end
 

@@ -18,7 +18,7 @@
 # interleavings still vary from run to run.
 SoakSettings = Struct.new(
   :seconds, :round_seconds, :checks_per_round, :check_interval, :seed, :processes, :threads, :keys, :counters,
-  :l1_expires_in, :health_interval, :health_timeout, :reconnect_max, :bus_log,
+  :l1_expires_in, :health_interval, :health_timeout, :reconnect_max, :bus_log, :refresh_ahead, :fetch_expires_in,
   :faults, :weights, :pause, :silent,
   :bus_chaos, :bus_gap, :bus_down,
   :process_chaos, :process_gap, :process_actions,
@@ -37,6 +37,10 @@ SoakSettings = Struct.new(
       # The channel's log: a frozen bus is then resumed from it (L1 kept), a
       # restarted one is not.
       bus_log: true,
+      # The refresh_ahead: of the odd-numbered processes' stores (nil: none),
+      # and the expires_in of half the fetches (seconds, drawn from the
+      # range): short, so that hot keys keep entering their refresh window.
+      refresh_ahead: 0.5, fetch_expires_in: 0.3..1.5,
       faults: { before: 0.01, after: 0.01, stall: 0.05, stall_max: 0.02 },
       # Changes to SoakWorkload::WEIGHTS, the odds of each operation.
       weights: {},
@@ -82,6 +86,7 @@ SoakSettings = Struct.new(
     "SOAK_SEED=#{seed} SOAK_SECONDS=#{format("%g", seconds)} (rounds: #{rounds}): " \
       "#{processes} processes x #{threads} threads, #{keys.size} keys + #{counters.size} counters, " \
       "l1_expires_in #{l1_expires_in} s, health #{health_interval}/#{health_timeout} s, bus_log #{bus_log}, " \
+      "refresh_ahead #{refresh_ahead || "off"} (odd processes), fetches expiring in #{fetch_expires_in} s, " \
       "L2 faults #{faults.map { |name, odds| "#{name}=#{odds}" }.join(",")}" \
       "#{", silent writes #{silent}" if silent.positive?}" \
       "#{", bus chaos off" unless bus_chaos}#{", process chaos off" unless process_chaos}"

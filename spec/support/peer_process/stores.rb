@@ -62,6 +62,30 @@ class PeerProcess
       [value, ran]
     end
 
+    # fetch with a block that counts its runs in this process (on any
+    # thread: a refresh-ahead runs it in the background), then takes
+    # +seconds+ (a slow computation) and returns "+prefix+ <run>"; returns
+    # [value, whether the block ran in this call].
+    def command_fetch_counting(name, prefix, options, seconds = 0)
+      ran = false
+      value = store.fetch(name, options) do
+        ran = true
+        run = count_block_run(name)
+        sleep(seconds) if seconds.positive?
+        "#{prefix} #{run}"
+      end
+      [value, ran]
+    end
+
+    # How many times fetch_counting's block ran in this process for +name+.
+    def command_block_runs(name)
+      @block_runs_lock.synchronize { @block_runs[name] }
+    end
+
+    def count_block_run(name)
+      @block_runs_lock.synchronize { @block_runs[name] += 1 }
+    end
+
     # What L1 alone holds for +key+, as a read would use it now (trust included):
     # [:hit, value] or [:miss]. Never reads L2, never fills.
     def command_l1_read(key)

@@ -41,7 +41,8 @@ class SoakWorkload
     read: 2600, read_counter: 400, read_multi: 600, read_multi_counters: 150, fetch: 800, fetch_multi: 300,
     write: 1400, write_unless_exist: 150, write_counter: 300, write_multi: 600,
     delete: 600, delete_multi: 300, delete_matched: 250, increment: 500, decrement: 150, clear: 1,
-    write_tagged: 500, fetch_tagged: 400, write_multi_tagged: 150, fetch_multi_tagged: 100, invalidate_tags: 150
+    write_tagged: 500, fetch_tagged: 400, write_multi_tagged: 150, fetch_multi_tagged: 100, invalidate_tags: 150,
+    fetch_hot: 800, change_hot: 30
   }.freeze
 
   # How many unexpected errors are kept with their backtraces.
@@ -51,8 +52,11 @@ class SoakWorkload
 
   attr_reader :operations, :errors
 
-  def initialize(store:, keys:, counters:, tag:, pause: 0.002, silent: 0.0, weights: {})
+  def initialize(store:, keys:, counters:, tag:, pause: 0.002, silent: 0.0, weights: {}, fetch_expires_in: nil)
     @store = store
+    # Half the fetches expire within this range (seconds), so that stores
+    # with refresh_ahead: keep refreshing hot keys.
+    @fetch_expires_in = fetch_expires_in
     @keys = keys
     @counters = counters
     @all_keys = keys + counters

@@ -110,7 +110,7 @@ impl Node {
                 record,
                 keep_for: keep,
             } => match pending.echo(&key, seq) {
-                Echo::Settle | Echo::Unknown => self.l1.insert(&key, record, keep_for(keep)),
+                Echo::Settle | Echo::Unknown => self.l1.insert_echo(&key, record, keep_for(keep)),
                 Echo::InPlace | Echo::Superseded => {}
                 Echo::Conflicted => {
                     self.l1.remove(&key);

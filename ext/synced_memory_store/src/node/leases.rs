@@ -49,6 +49,10 @@ pub(crate) enum Standing {
     /// The claim cannot be decided (no bus, no trust, no echo in time, a gap
     /// in the subscription): the claimer computes without a lease.
     Undecided,
+    /// The claim lost, and the lease that beat it still holds the key: only
+    /// for a claimer that does not wait for it (a refresh-ahead, which leaves
+    /// the key to the holder, whose value will arrive by the bus).
+    Behind,
 }
 
 /// A live lease: who holds the key and until when (by this node's clock,
@@ -164,8 +168,16 @@ impl Node {
     }
 
     /// Waits up to `timeout` for claim `seq` on `key` to stand otherwise than
-    /// [`Standing::Waiting`]; returns where it stands.
-    pub(crate) fn standing(&self, key: &[u8], seq: u64, timeout: Duration) -> Standing {
+    /// [`Standing::Waiting`]; returns where it stands. With `behind`, a claim
+    /// that lost to a live lease is [`Standing::Behind`] at once instead of
+    /// waiting for that lease to end.
+    pub(crate) fn standing(
+        &self,
+        key: &[u8],
+        seq: u64,
+        timeout: Duration,
+        behind: bool,
+    ) -> Standing {
         let deadline = Instant::now() + timeout;
         let echo_timeout = self
             .bus
@@ -187,6 +199,7 @@ impl Node {
                 }
                 Some(Claim::Pending { since }) => *since + echo_timeout,
                 Some(Claim::Lost) => match table.held.get(key) {
+                    Some(held) if held.until > now && behind => return Standing::Behind,
                     Some(held) if held.until > now => held.until,
                     _ => return Standing::Free,
                 },
@@ -254,6 +267,30 @@ mod tests {
         leases.lease(A, 5000, false, b"last".to_vec(), 0);
         // The live lease, and the two that came after the prune.
         assert_eq!(leases.len(), (3, 1));
+    }
+
+    #[test]
+    fn a_claimer_that_does_not_wait_learns_at_once_that_it_is_behind() {
+        let node = Node::new(crate::config::Config::new(1 << 20, None).unwrap(), B);
+        node.leases.table.lock().claims.insert(
+            8,
+            Claim::Pending {
+                since: Instant::now(),
+            },
+        );
+        node.leases.lease(A, 4, false, b"k".to_vec(), 60_000);
+        node.leases.lease(B, 8, true, b"k".to_vec(), 60_000);
+        let started = Instant::now();
+        assert_eq!(
+            node.standing(b"k", 8, Duration::from_secs(5), true),
+            Standing::Behind
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+        node.leases.release(A, b"k");
+        assert_eq!(
+            node.standing(b"k", 8, Duration::from_secs(5), true),
+            Standing::Free
+        );
     }
 
     #[test]

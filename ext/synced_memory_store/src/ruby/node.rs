@@ -15,7 +15,7 @@ use std::time::Duration;
 use magnus::{function, method, prelude::*, Error, RArray, RHash, RString, Ruby, Symbol, Value};
 
 use crate::bus::events::Event;
-use crate::l1::Ticket;
+use crate::l1::{Slot, Ticket};
 use crate::node::{ChangeId, Matcher, Node, Settling, Standing, Write};
 use crate::record::{Kind, Record};
 use crate::stats::Stats;
@@ -55,6 +55,11 @@ pub(super) fn define(ruby: &Ruby) -> Result<(), Error> {
     class.define_singleton_method("forks", function!(crate::fork::count, 0))?;
     class.define_method("read", method!(RbNode::read, 3))?;
     class.define_method("read_hit", method!(RbNode::read_hit, 3))?;
+    class.define_method(
+        "read_hit_unless_due",
+        method!(RbNode::read_hit_unless_due, 5),
+    )?;
+    class.define_method("refresh_due?", method!(RbNode::refresh_due, 3))?;
     class.define_method("entry", method!(RbNode::entry, 1))?;
     class.define_method("_write", method!(RbNode::write, 9))?;
     class.define_method("_write_coded", method!(RbNode::write_coded, 7))?;
@@ -91,6 +96,7 @@ pub(super) fn define(ruby: &Ruby) -> Result<(), Error> {
     )?;
     class.define_method("claim_lease", method!(RbNode::claim_lease, 2))?;
     class.define_method("lease_standing", method!(RbNode::lease_standing, 3))?;
+    class.define_method("lease_decision", method!(RbNode::lease_decision, 3))?;
     class.define_method("release_lease", method!(RbNode::release_lease, 2))?;
     class.define_method("flush", method!(RbNode::flush, 1))?;
     class.define_method("close", method!(RbNode::close, 1))?;
@@ -107,16 +113,37 @@ struct Attributes {
 }
 
 impl Attributes {
-    fn apply(self, record: &mut Record) {
+    /// Sets the record's version and expiry and, for an entry that expires,
+    /// stamps it with Ruby's clock (the clock its expiry was computed by) as
+    /// stored now: see `Record::stored_at`.
+    fn apply(self, ruby: &Ruby, record: &mut Record) -> Result<(), Error> {
         record.expires_at = self.expires_at;
         // SAFETY: copied at once, with no Ruby call in between.
         record.version = self.version.map(|v| unsafe { v.as_slice() }.into());
+        if record.expires_at.is_some() {
+            record.stored_at = Some(value::ruby_now(ruby)?);
+        }
+        Ok(())
     }
 }
 
 fn key_bytes(key: RString) -> Box<[u8]> {
     // SAFETY: copied at once, with no Ruby call in between.
     unsafe { key.as_slice() }.into()
+}
+
+/// A slot a read may answer from, with the `Time.now` it was judged by (None
+/// for an entry that never expires).
+type Live = (Arc<Slot>, Option<f64>);
+
+fn standing_symbol(ruby: &Ruby, standing: Standing) -> Symbol {
+    ruby.to_symbol(match standing {
+        Standing::Won => "won",
+        Standing::Waiting => "waiting",
+        Standing::Free => "free",
+        Standing::Undecided => "undecided",
+        Standing::Behind => "behind",
+    })
 }
 
 fn seconds(timeout: f64) -> Duration {
@@ -168,12 +195,70 @@ impl RbNode {
         Ok(rb_self.lookup(ruby, key, version)?.unwrap_or(miss))
     }
 
+    /// `read_hit_unless_due(key, version, miss, due, fraction)`: as
+    /// `read_hit`, but `due` (nothing decoded, nothing counted) for an entry
+    /// at least `fraction` of the way through its life (see
+    /// `Record::is_due_at`): the caller schedules its refresh-ahead, then
+    /// reads it with `read_hit`. Judged on the `Time.now` the expiry check
+    /// reads anyway, so a hit outside the window costs one comparison more.
+    fn read_hit_unless_due(
+        ruby: &Ruby,
+        rb_self: &Self,
+        key: RString,
+        version: Option<RString>,
+        miss: Value,
+        due: Value,
+        fraction: f64,
+    ) -> Result<Value, Error> {
+        let Some((slot, now)) = rb_self.live(ruby, key, version, false)? else {
+            return Ok(miss);
+        };
+        if now.is_some_and(|now| slot.record.is_due_at(now, fraction)) {
+            return Ok(due);
+        }
+        Ok(rb_self.decoded(ruby, key, &slot)?.unwrap_or(miss))
+    }
+
+    /// `refresh_due?(key, version, fraction)`: whether L1 holds a live entry
+    /// for `key` (trusted, not expired, of `version` when one is given; a
+    /// coder's too) at least `fraction` of the way through its life. Counts
+    /// nothing.
+    fn refresh_due(
+        ruby: &Ruby,
+        rb_self: &Self,
+        key: RString,
+        version: Option<RString>,
+        fraction: f64,
+    ) -> Result<bool, Error> {
+        Ok(rb_self
+            .live(ruby, key, version, true)?
+            .is_some_and(|(slot, now)| now.is_some_and(|now| slot.record.is_due_at(now, fraction))))
+    }
+
     fn lookup(
         &self,
         ruby: &Ruby,
         key: RString,
         version: Option<RString>,
     ) -> Result<Option<Value>, Error> {
+        match self.live(ruby, key, version, false)? {
+            Some((slot, _)) => self.decoded(ruby, key, &slot),
+            None => Ok(None),
+        }
+    }
+
+    /// The slot under `key` a read may answer from — trusted, of `version`
+    /// when one is given, not expired by `Time.now`, and not a coder's unless
+    /// `coded` (a coder's entry is decoded in Ruby) — with the `Time.now` it
+    /// was judged by (None for an entry that never expires). An expired
+    /// entry is forgotten here, unless fail-safe keeps it.
+    fn live(
+        &self,
+        ruby: &Ruby,
+        key: RString,
+        version: Option<RString>,
+        coded: bool,
+    ) -> Result<Option<Live>, Error> {
         // SAFETY: the borrowed bytes are only used for the lookup, before any
         // Ruby call.
         let Some(slot) = self.node.get(unsafe { key.as_slice() }) else {
@@ -183,18 +268,29 @@ impl RbNode {
         // SAFETY: as above, compared before any Ruby call.
         let mismatched =
             version.is_some_and(|v| record.is_mismatched(Some(unsafe { v.as_slice() })));
-        if mismatched || record.kind == Kind::Coded {
+        if mismatched || (record.kind == Kind::Coded && !coded) {
             return Ok(None);
         }
-        if record.expires_at.is_some() && record.is_expired_at(value::ruby_now(ruby)?) {
-            // With fail_safe: the expired entry is the stale copy a failed
-            // refresh may serve, so it stays until its slot's keep_for ends.
-            if !self.node.keeps_expired() {
-                self.node.forget(&key_bytes(key));
+        let mut now = None;
+        if record.expires_at.is_some() {
+            let time = value::ruby_now(ruby)?;
+            if record.is_expired_at(time) {
+                // With fail_safe: the expired entry is the stale copy a failed
+                // refresh may serve, so it stays until its slot's keep_for ends.
+                if !self.node.keeps_expired() {
+                    self.node.forget(&key_bytes(key));
+                }
+                return Ok(None);
             }
-            return Ok(None);
+            now = Some(time);
         }
-        let value = self.decode(ruby, key, record)?;
+        Ok(Some((slot, now)))
+    }
+
+    /// The value of a live slot, counted as a hit, or None when it cannot be
+    /// decoded here (see `decode`).
+    fn decoded(&self, ruby: &Ruby, key: RString, slot: &Slot) -> Result<Option<Value>, Error> {
+        let value = self.decode(ruby, key, &slot.record)?;
         if value.is_some() {
             Stats::bump(&self.node.stats.l1_hits);
         }
@@ -275,14 +371,16 @@ impl RbNode {
         } else {
             Write::Replace
         };
-        let record = record.map(|mut record| {
-            Attributes {
-                version,
-                expires_at,
-            }
-            .apply(&mut record);
-            record
-        });
+        let record = record
+            .map(|mut record| {
+                Attributes {
+                    version,
+                    expires_at,
+                }
+                .apply(ruby, &mut record)
+                .map(|()| record)
+            })
+            .transpose()?;
         Ok(node.write(&key_bytes(key), record, keep_for, mode, publish, change))
     }
 
@@ -290,7 +388,8 @@ impl RbNode {
     /// change)`: as `_write`, for the String a user coder made of the entry.
     #[allow(clippy::too_many_arguments)]
     fn write_coded(
-        &self,
+        ruby: &Ruby,
+        rb_self: &Self,
         key: RString,
         bytes: RString,
         version: Option<RString>,
@@ -298,24 +397,25 @@ impl RbNode {
         keep_for: Option<f64>,
         publish: bool,
         change: Option<ChangeId>,
-    ) -> bool {
-        let record =
-            value::encode_coded(bytes, self.node.l1.max_entry_bytes()).map(|mut record| {
+    ) -> Result<bool, Error> {
+        let record = value::encode_coded(bytes, rb_self.node.l1.max_entry_bytes())
+            .map(|mut record| {
                 Attributes {
                     version,
                     expires_at,
                 }
-                .apply(&mut record);
-                record
-            });
-        self.node.write(
+                .apply(ruby, &mut record)
+                .map(|()| record)
+            })
+            .transpose()?;
+        Ok(rb_self.node.write(
             &key_bytes(key),
             record,
             keep_for,
             Write::Replace,
             publish,
             change,
-        )
+        ))
     }
 
     /// `ticket`: taken before an L2 read whose result will be passed to `_fill`.
@@ -347,30 +447,32 @@ impl RbNode {
             version,
             expires_at,
         }
-        .apply(&mut record);
+        .apply(ruby, &mut record)?;
         Ok(node.fill(&key_bytes(key), record, keep_for, ticket))
     }
 
     /// `_fill_coded(key, bytes, version, expires_at, keep_for, ticket)`: as
     /// `_fill`, for the String a user coder made of the entry.
+    #[allow(clippy::too_many_arguments)]
     fn fill_coded(
-        &self,
+        ruby: &Ruby,
+        rb_self: &Self,
         key: RString,
         bytes: RString,
         version: Option<RString>,
         expires_at: Option<f64>,
         keep_for: Option<f64>,
         ticket: Ticket,
-    ) -> bool {
-        let Some(mut record) = value::encode_coded(bytes, self.node.l1.max_entry_bytes()) else {
-            return false;
+    ) -> Result<bool, Error> {
+        let Some(mut record) = value::encode_coded(bytes, rb_self.node.l1.max_entry_bytes()) else {
+            return Ok(false);
         };
         Attributes {
             version,
             expires_at,
         }
-        .apply(&mut record);
-        self.node.fill(&key_bytes(key), record, keep_for, ticket)
+        .apply(ruby, &mut record)?;
+        Ok(rb_self.node.fill(&key_bytes(key), record, keep_for, ticket))
     }
 
     /// `_begin_change(keys, publish)`: registers a change to `keys` (an Array
@@ -645,13 +747,28 @@ impl RbNode {
     ) -> Result<Symbol, Error> {
         let node = Arc::clone(&rb_self.node);
         let key = key_bytes(key);
-        let standing = nogvl(ruby, move || node.standing(&key, claim, seconds(timeout)))?;
-        Ok(ruby.to_symbol(match standing {
-            Standing::Won => "won",
-            Standing::Waiting => "waiting",
-            Standing::Free => "free",
-            Standing::Undecided => "undecided",
-        }))
+        let standing = nogvl(ruby, move || {
+            node.standing(&key, claim, seconds(timeout), false)
+        })?;
+        Ok(standing_symbol(ruby, standing))
+    }
+
+    /// `lease_decision(key, claim, seconds)`: as `lease_standing`, for a
+    /// claimer that does not wait for another process's lease (a
+    /// refresh-ahead): `:behind` at once when one holds the key.
+    fn lease_decision(
+        ruby: &Ruby,
+        rb_self: &Self,
+        key: RString,
+        claim: u64,
+        timeout: f64,
+    ) -> Result<Symbol, Error> {
+        let node = Arc::clone(&rb_self.node);
+        let key = key_bytes(key);
+        let standing = nogvl(ruby, move || {
+            node.standing(&key, claim, seconds(timeout), true)
+        })?;
+        Ok(standing_symbol(ruby, standing))
     }
 
     /// `release_lease(key, claim)`: ends the claim; every process applies the

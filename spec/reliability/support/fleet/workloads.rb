@@ -24,7 +24,8 @@ class Fleet
     def start_workload(peer)
       peer.soak_start(keys: @settings.keys, counters: @settings.counters, threads: @settings.threads,
                       seed: seed_of(peer) + (@runs * 10), tag: peer.name, pause: @settings.pause,
-                      silent: @settings.silent, weights: @settings.weights)
+                      silent: @settings.silent, weights: @settings.weights,
+                      fetch_expires_in: @settings.fetch_expires_in)
     end
   end
 end

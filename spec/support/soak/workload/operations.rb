@@ -24,6 +24,12 @@ class SoakWorkload
     TAGS = %w[t0 t1 t2 t3].freeze
     TAG_KEYS = TAGS.map { |tag| "#{SyncedMemoryStore::Store::TAG_KEY_PREFIX}#{tag}" }.freeze
 
+    # Keys read mostly by fetches with a short expiry and changed rarely, so
+    # that their entries live long enough to enter their refresh window
+    # (stores with refresh_ahead: refresh them) while other processes write,
+    # delete and invalidate them now and then. Compared by the check too.
+    HOT_KEYS = %w[h0 h1 h2 h3].freeze
+
     private
 
     def perform(operation, rng, label)
@@ -39,13 +45,36 @@ class SoakWorkload
       when :write_multi then write_multi(store, rng, label)
       when :write_tagged, :fetch_tagged, :write_multi_tagged, :fetch_multi_tagged, :invalidate_tags
         tagged(store, operation, rng, label)
+      when :fetch_hot, :change_hot then hot(store, operation, rng, label)
       else change(store, operation, rng)
       end
     end
 
     def fetch(store, rng, label)
       options = rng.rand < 0.1 ? { force: true } : {}
-      store.fetch(@keys.sample(random: rng), options) { value(rng, label) }
+      store.fetch(@keys.sample(random: rng), expiring(options, rng)) { value(rng, label) }
+    end
+
+    # A fetch of a hot key (a quarter of them tagged), or a change to one:
+    # a write, a delete or an invalidation of the tag it may carry.
+    def hot(store, operation, rng, label)
+      key = HOT_KEYS.sample(random: rng)
+      options = { expires_in: rng.rand(@fetch_expires_in || (0.3..1.5)) }
+      options[:tags] = TAGS.first if rng.rand < 0.25
+      return store.fetch(key, options) { value(rng, label) } if operation == :fetch_hot
+
+      case rng.rand(3)
+      when 0 then store.write(key, value(rng, label), options)
+      when 1 then store.delete(key)
+      else store.invalidate_tags(TAGS.first)
+      end
+    end
+
+    # +options+ with a short expires_in, for half the fetches.
+    def expiring(options, rng)
+      return options unless @fetch_expires_in && rng.rand < 0.5
+
+      options.merge(expires_in: rng.rand(@fetch_expires_in))
     end
 
     def write(store, operation, rng, label)
@@ -71,7 +100,8 @@ class SoakWorkload
       tags = TAGS.sample(rng.rand(1..2), random: rng)
       case operation
       when :write_tagged then store.write(@keys.sample(random: rng), value(rng, label), tags: tags)
-      when :fetch_tagged then store.fetch(@keys.sample(random: rng), tags: tags) { value(rng, label) }
+      when :fetch_tagged
+        store.fetch(@keys.sample(random: rng), expiring({ tags: tags }, rng)) { value(rng, label) }
       when :write_multi_tagged
         store.write_multi(@keys.sample(rng.rand(2..3), random: rng).to_h { |key| [key, value(rng, label)] },
                           tags: tags)
