@@ -136,6 +136,25 @@ fn key_bytes(key: RString) -> Box<[u8]> {
 /// for an entry that never expires).
 type Live = (Arc<Slot>, Option<f64>);
 
+/// Where `claim` on `key` stands, waiting (without the GVL) up to `timeout`
+/// seconds while it waits; with `behind`, `:behind` at once when another
+/// process holds the key (see `node/leases.rs`).
+fn standing_of(
+    ruby: &Ruby,
+    rb_self: &RbNode,
+    key: RString,
+    claim: u64,
+    timeout: f64,
+    behind: bool,
+) -> Result<Symbol, Error> {
+    let node = Arc::clone(&rb_self.node);
+    let key = key_bytes(key);
+    let standing = nogvl(ruby, move || {
+        node.standing(&key, claim, seconds(timeout), behind)
+    })?;
+    Ok(standing_symbol(ruby, standing))
+}
+
 fn standing_symbol(ruby: &Ruby, standing: Standing) -> Symbol {
     ruby.to_symbol(match standing {
         Standing::Won => "won",
@@ -745,12 +764,7 @@ impl RbNode {
         claim: u64,
         timeout: f64,
     ) -> Result<Symbol, Error> {
-        let node = Arc::clone(&rb_self.node);
-        let key = key_bytes(key);
-        let standing = nogvl(ruby, move || {
-            node.standing(&key, claim, seconds(timeout), false)
-        })?;
-        Ok(standing_symbol(ruby, standing))
+        standing_of(ruby, rb_self, key, claim, timeout, false)
     }
 
     /// `lease_decision(key, claim, seconds)`: as `lease_standing`, for a
@@ -763,12 +777,7 @@ impl RbNode {
         claim: u64,
         timeout: f64,
     ) -> Result<Symbol, Error> {
-        let node = Arc::clone(&rb_self.node);
-        let key = key_bytes(key);
-        let standing = nogvl(ruby, move || {
-            node.standing(&key, claim, seconds(timeout), true)
-        })?;
-        Ok(standing_symbol(ruby, standing))
+        standing_of(ruby, rb_self, key, claim, timeout, true)
     }
 
     /// `release_lease(key, claim)`: ends the claim; every process applies the
