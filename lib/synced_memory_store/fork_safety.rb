@@ -32,7 +32,11 @@ module SyncedMemoryStore
         left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
         # A store inherited through a fork that bypassed Process._fork has no
         # bus threads here; its changes belong to the parent.
-        store.settle([left, 0].max) unless store.closed? || store.inherited?
+        next if store.closed? || store.inherited?
+
+        # No refresh ahead may write after the settle (see Store#stop_refreshes).
+        store.stop_refreshes([left * 0.2, 0].max)
+        store.settle([deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC), 0].max)
       rescue Error
         nil
       end

@@ -69,6 +69,19 @@ module SyncedMemoryStore
       @lock.synchronize { @counts.dup }
     end
 
+    # Whether #stop was called.
+    def stopped?
+      @queue.closed?
+    end
+
+    # +compute+ (a refresh's block) made to throw +tag+ (with +tag+ as the
+    # value) when it returns after #stop: a value computed then (the store
+    # closing, the process exiting) is not written, since its change could
+    # come after the store's last settle.
+    def guard(compute, tag)
+      proc { |*arguments| compute.call(*arguments).tap { throw tag, tag if stopped? } }
+    end
+
     # Stops taking refreshes, drops the queued ones and waits up to
     # +timeout+ seconds for those under way. Idempotent.
     def stop(timeout)

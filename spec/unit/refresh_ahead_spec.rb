@@ -22,6 +22,11 @@ RSpec.describe "SyncedMemoryStore::Store refresh_ahead:" do
     end
   end
 
+  # The refresh threads alive in this process.
+  def refresh_threads
+    Thread.list.count { |thread| thread.name == "synced_memory_store refresh-ahead" && thread.alive? }
+  end
+
   def stats(cache)
     cache.stats.slice(:refreshes_ahead, :refresh_ahead_skipped, :refresh_ahead_errors)
   end
@@ -180,13 +185,66 @@ RSpec.describe "SyncedMemoryStore::Store refresh_ahead:" do
     expect { cache.fetch("k", refresh_ahead: 2) { "w" } }.to raise_error(ArgumentError, /\Arefresh_ahead: .*2/)
   end
 
+  it "refreshes the key the fetch read under a Proc namespace, whatever the pool's thread sees" do
+    cache = store(refresh_ahead: 0.5, namespace: -> { Thread.current[:tenant] || "nobody" })
+    Thread.current[:tenant] = "acme"
+    fetch(cache, "users", "first")
+    travel 6
+    expect(fetch(cache, "users", "second")).to eq("first")
+    wait_until(message: "the refresh never ran") { stats(cache)[:refreshes_ahead] == 1 }
+    expect(cache.read("users")).to eq("second")
+    Thread.current[:tenant] = nil
+    expect(cache.read("users")).to be_nil
+  ensure
+    Thread.current[:tenant] = nil
+    travel_back
+  end
+
+  it "never refreshes a fetch with expires_at:, on ActiveSupport's path too" do
+    cache = store(refresh_ahead: 0.5)
+    expires_at = Time.now + 10
+    # A version sends the fetch down ActiveSupport's path, whose option
+    # merging turns expires_at: into an expires_in.
+    cache.fetch("daily", expires_at: expires_at, version: 1) { "first" }
+    travel 6
+    expect(cache.fetch("daily", expires_at: expires_at, version: 1) { "second" }).to eq("first")
+    expect(cache.fetch("daily", expires_at: expires_at) { "second" }).to eq("first")
+    # A refresh offered starts the pool's first thread at once: none did.
+    expect(refresh_threads).to eq(0)
+    expect(stats(cache)).to eq(refreshes_ahead: 0, refresh_ahead_skipped: 0, refresh_ahead_errors: 0)
+  ensure
+    travel_back
+  end
+
+  it "writes nothing for a refresh whose block returns after the exit-time settle" do
+    l2 = ActiveSupport::Cache::MemoryStore.new
+    cache = store(refresh_ahead: 0.5, cache: l2)
+    fetch(cache, "hot", "first")
+    travel 6
+    gate = Queue.new
+    started = Queue.new
+    cache.fetch("hot", expires_in: 10) do
+      started << true
+      gate.pop
+    end
+    started.pop
+    # As at exit: the store settles, then the process would be gone.
+    SyncedMemoryStore.settle_all(0.5)
+    gate << "late"
+    wait_until(message: "the refresh never ended") { refresh_threads.zero? }
+    expect(l2.read("hot")).to eq("first")
+    expect(stats(cache)).to include(refreshes_ahead: 0, refresh_ahead_skipped: 1)
+  ensure
+    travel_back
+  end
+
   it "stops its threads on close, and a forked child starts with none of its parent's work" do
     cache = store(refresh_ahead: 0.5)
     fetch(cache, "hot", "first")
     travel 6
     fetch(cache, "hot", "second")
     wait_until { cache.read("hot") == "second" }
-    threads = -> { Thread.list.count { |thread| thread.name == "synced_memory_store refresh-ahead" && thread.alive? } }
+    threads = -> { refresh_threads }
     expect(threads.call).to eq(1)
     reader, writer = IO.pipe
     pid = fork do

@@ -95,6 +95,11 @@ module SyncedMemoryStore
       def close(timeout = 5)
         return if @closed
 
+        deadline = monotonic + timeout.to_f
+        # Refreshes under way write through the node: they end (or are given
+        # up on: one that finishes later writes nothing) while it is still
+        # open, so that their leases are released and their changes settle.
+        stop_refreshes(timeout.to_f * REFRESH_SHARE) unless inherited?
         @closed = true
         node = @node
         @node = ClosedNode.new
@@ -103,14 +108,19 @@ module SyncedMemoryStore
         # threads here, and its locks may be held by threads that are gone.
         return if inherited?
 
-        deadline = monotonic + timeout.to_f
-        # Refreshes under way write through the node: they end (or are given
-        # up on) before it settles.
-        @refresh_pool.stop(timeout.to_f * REFRESH_SHARE)
         settle_node(node, deadline - monotonic)
         wait_in_slices(deadline - monotonic) { |slice| node.close(slice) }
         bus_events&.stop
         nil
+      end
+
+      # Stops the background refreshes (refresh_ahead:): queued ones are
+      # dropped, those under way are waited for up to +timeout+ seconds, and
+      # one that finishes later writes nothing. Called by #close and at exit
+      # (SyncedMemoryStore.settle_all); the store is not refreshed ahead
+      # after it.
+      def stop_refreshes(timeout)
+        @refresh_pool.stop(timeout)
       end
 
       # Whether #close was called.
@@ -151,8 +161,10 @@ module SyncedMemoryStore
         # The parent's runners did not survive the fork: a child that waited
         # for them would wait for nothing.
         @flights = Flights.new
-        # Counted afresh, as the new node's counters are.
+        # Counted afresh, as the new node's counters are (and the parent's
+        # back-offs are its own).
         @lease_counts = LeaseCounts.new
+        @refreshes = FailedRefreshes.new
         # The parent's refresh threads did not survive the fork, nor may the
         # child run the refreshes its parent queued.
         @refresh_pool = RefreshPool.new

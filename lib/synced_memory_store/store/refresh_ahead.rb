@@ -39,8 +39,9 @@ module SyncedMemoryStore
       private_constant :DUE
 
       # What each outcome of a refresh counts as (RefreshPool::COUNTERS).
+      # (:stopped: the block returned after the pool stopped, see RefreshPool#guard.)
       COUNTED_AS = { refreshed: :refreshes_ahead, behind: :refresh_ahead_skipped,
-                     current: :refresh_ahead_skipped }.freeze
+                     current: :refresh_ahead_skipped, stopped: :refresh_ahead_skipped }.freeze
       private_constant :COUNTED_AS
 
       # Counters of Store#stats, with refreshes_ahead, refresh_ahead_skipped
@@ -76,9 +77,12 @@ module SyncedMemoryStore
       # entry it was answered from, when that is due. (An entry the fetch
       # has just computed or filled is not.)
       def refresh_if_due(name, call_options, &)
-        options = merged_options(call_options)
-        fraction = refresh_fraction(options)
+        # Judged on the call's own options: merging turns expires_at: into
+        # an expires_in.
+        fraction = refresh_fraction(call_options)
         return unless fraction
+
+        options = merged_options(call_options)
 
         key = normalize_key(name, options)
         version = normalize_version(name, options)
@@ -110,11 +114,16 @@ module SyncedMemoryStore
       # with the fetch's options, as a forced fetch (it computes, waits for
       # nobody, and leads the key's flight so that this process's misses of
       # the key wait for it).
+      #
+      # A Proc namespace is resolved here, on the fetch's thread: the pool's
+      # thread runs without the request's state (Current attributes, the
+      # tenant), and the refresh must write the key the fetch read.
       def refresh_in_background(name, key, version, options, fraction, &)
         options = options.merge(force: true, refresh_ahead: false)
-        compute = proc(&)
+        options[:namespace] = options[:namespace].call if options[:namespace].respond_to?(:call)
+        compute = @refresh_pool.guard(proc(&), :stopped)
         @refresh_pool.offer(key) do
-          COUNTED_AS.fetch(refreshed_ahead(name, key, version, options, fraction, &compute))
+          COUNTED_AS.fetch(catch(:stopped) { refreshed_ahead(name, key, version, options, fraction, &compute) })
         end
       end
 
@@ -134,6 +143,9 @@ module SyncedMemoryStore
       end
 
       def refresh(name, key, version, options, fraction, &)
+        # The node the lease is claimed on releases it, even if the store
+        # closes meanwhile.
+        node = bus_node
         claim = refresh_claim(key, options)
         return :behind if claim == :behind
         # Refreshed by another process (its release came before this claim on
@@ -144,7 +156,7 @@ module SyncedMemoryStore
         save_block_result_to_cache(name, *hook_arguments, &)
         :refreshed
       ensure
-        @node.release_lease(key, claim) if claim.is_a?(Integer)
+        node.release_lease(key, claim) if claim.is_a?(Integer)
       end
 
       # Claims +key+'s lease for a refresh: the claim (to release), :behind
