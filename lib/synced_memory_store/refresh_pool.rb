@@ -64,9 +64,10 @@ module SyncedMemoryStore
       @lock.synchronize { @counts[name] += 1 }
     end
 
-    # The counters, as a new Hash.
+    # The counters, as a new Hash, with refreshes_in_flight (refreshes
+    # queued or running now).
     def stats
-      @lock.synchronize { @counts.dup }
+      @lock.synchronize { @counts.merge(refreshes_in_flight: @keys.size) }
     end
 
     # Whether #stop was called.

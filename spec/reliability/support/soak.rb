@@ -133,9 +133,7 @@ class Soak
     @writers_stopped = monotonic
     peers = @fleet.peers
     peers.each { |peer| peer.flush_sync(10, within: 20) }
-    @fixtures.eventually(timeout: 20, message: "changes still queued or awaiting their echo") do
-      peers.all? { |peer| peer.stats.values_at(:queued, :pending) == [0, 0] }
-    end
+    @fleet.wait_until_quiet(@fixtures)
     peers.each { |sender| @fixtures.settle(sender, *peers, timeout: 10) }
   end
 

@@ -19,6 +19,17 @@ class Fleet
       @final = @peers.to_h { |peer| [peer, peer.await(WITHIN)] }
     end
 
+    # Waits until no process has a refresh ahead under way (one queued
+    # before the workloads stopped still writes), then until none has a
+    # change queued or awaiting its echo.
+    def wait_until_quiet(fixtures)
+      [%i[refreshes_in_flight], %i[queued pending]].each do |counters|
+        fixtures.eventually(timeout: 20, message: "#{counters.join(" or ")} never 0 in every process") do
+          @peers.all? { |peer| peer.stats.values_at(*counters).all?(&:zero?) }
+        end
+      end
+    end
+
     private
 
     def start_workload(peer)
