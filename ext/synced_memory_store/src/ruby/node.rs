@@ -125,6 +125,14 @@ impl Attributes {
         }
         Ok(())
     }
+
+    /// As `apply`, for what an encode gave: None (a value too large for L1)
+    /// stays None.
+    fn apply_to_any(self, ruby: &Ruby, record: Option<Record>) -> Result<Option<Record>, Error> {
+        record
+            .map(|mut record| self.apply(ruby, &mut record).map(|()| record))
+            .transpose()
+    }
 }
 
 fn key_bytes(key: RString) -> Box<[u8]> {
@@ -390,16 +398,11 @@ impl RbNode {
         } else {
             Write::Replace
         };
-        let record = record
-            .map(|mut record| {
-                Attributes {
-                    version,
-                    expires_at,
-                }
-                .apply(ruby, &mut record)
-                .map(|()| record)
-            })
-            .transpose()?;
+        let record = Attributes {
+            version,
+            expires_at,
+        }
+        .apply_to_any(ruby, record)?;
         Ok(node.write(&key_bytes(key), record, keep_for, mode, publish, change))
     }
 
@@ -417,16 +420,14 @@ impl RbNode {
         publish: bool,
         change: Option<ChangeId>,
     ) -> Result<bool, Error> {
-        let record = value::encode_coded(bytes, rb_self.node.l1.max_entry_bytes())
-            .map(|mut record| {
-                Attributes {
-                    version,
-                    expires_at,
-                }
-                .apply(ruby, &mut record)
-                .map(|()| record)
-            })
-            .transpose()?;
+        let record = Attributes {
+            version,
+            expires_at,
+        }
+        .apply_to_any(
+            ruby,
+            value::encode_coded(bytes, rb_self.node.l1.max_entry_bytes()),
+        )?;
         Ok(rb_self.node.write(
             &key_bytes(key),
             record,
