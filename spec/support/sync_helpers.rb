@@ -185,10 +185,20 @@ module SyncHelpers
     @sync_redis_servers ||= []
   end
 
+  # The :main store's stats of a live peer, for a failure's report: why a
+  # change did not arrive (rejected, missed, dropped, a reconnect) is there.
+  def peer_stats(peer)
+    return "(not running)" unless peer.alive?
+
+    peer.stats(within: 2).inspect
+  rescue StandardError => e
+    "(unavailable: #{e.class}: #{e.message.lines.first&.chomp})"
+  end
+
   def stop_sync_fixtures(example)
     if example.exception && !sync_peers.empty?
-      logs = sync_peers.map { |peer| "--- #{peer} log:\n#{peer.log_tail(20)}" }.uniq.join("\n")
-      warn "\n#{example.full_description} failed; peer logs:\n#{logs}"
+      logs = sync_peers.map { |peer| "--- #{peer} log:\n#{peer.log_tail(20)}--- stats: #{peer_stats(peer)}" }
+      warn "\n#{example.full_description} failed; peer logs:\n#{logs.uniq.join("\n")}"
     end
     # Forked peers come after their parents: stop children first.
     sync_peers.reverse_each(&:kill)

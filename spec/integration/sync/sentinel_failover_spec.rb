@@ -95,10 +95,11 @@ RSpec.describe "Sync: the bus behind Redis Sentinel, across a failover", :sentin
 
   def expect_sync_on_the_new_primary(last)
     expect_l1_dropped
-    reader.write("back", "from the reader")
-    eventually(message: "a write through the new primary never reached the writer") do
-      writer.l1_read("back") == [:hit, "from the reader"]
-    end
+    # A write through the new primary reaches the writer (settle writes a
+    # fresh token again if the protocol invalidated one: a publisher that
+    # finds a new server first drops every L1, and a write in flight across
+    # that moment is judged conflicted).
+    settle(reader, writer)
     settle(writer, reader)
     expect([writer.read("k"), reader.read("k"), l2.read("k")]).to eq([last, last, last])
   end
@@ -108,10 +109,13 @@ RSpec.describe "Sync: the bus behind Redis Sentinel, across a failover", :sentin
     across = write_across(150) do
       primary.kill
       killed_at = monotonic
+      # (While the killed process goes, a connection may be reset rather
+      # than refused: the error follows the latest attempt.)
       eventually(timeout: 5, message: "stats[:last_error] never said why the bus was away") do
-        reader.stats[:last_error]&.include?("no sentinel led to a reachable primary")
+        error = reader.stats[:last_error].to_s
+        error.include?("no sentinel led to a reachable primary") && error.include?("refused")
       end
-      expect(reader.stats[:last_error]).to include("sentinel mymaster via 127.0.0.1:").and include("refused")
+      expect(reader.stats[:last_error]).to include("sentinel mymaster via 127.0.0.1:")
       wait_until(timeout: 30, interval: 0.01, message: "no replica was promoted") do
         primary_port_by_sentinels == replica.port && role(replica) == "master"
       end
