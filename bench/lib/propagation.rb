@@ -23,12 +23,13 @@ module Bench
 
     # +bus+ is the stores' redis: option; +reader_counts+ the numbers of
     # reader processes measured (each tight and sleeping).
-    def initialize(fixtures, bus:, scale:, reader_counts: [1, READERS])
+    # +repetitions+: runs of each series (REPETITIONS, or 1 for a smoke run).
+    def initialize(fixtures, bus:, scale:, reader_counts: [1, READERS], repetitions: nil)
       @fixtures = fixtures
       @bus = bus
       @reader_counts = reader_counts
       @writes = [(WRITES * scale).round, 50].max
-      @repetitions = scale < 0.1 ? 1 : REPETITIONS
+      @repetitions = repetitions || Propagation.repetitions(scale)
       @rng = Random.new(42)
     end
 
@@ -46,6 +47,11 @@ module Bench
       end
     ensure
       @fixtures.release(*peers) if peers
+    end
+
+    # How many times each series runs at +scale+.
+    def self.repetitions(scale)
+      scale < 0.1 ? 1 : REPETITIONS
     end
 
     private

@@ -6,20 +6,20 @@ require_relative "../propagation"
 module Bench
   class Report
     # The "Propagation by bus topology" section: each topology's one-reader
-    # propagation, with its ratio to the single server of the same run.
+    # propagation, with its ratio to the single server measured in turns with it.
     module TopologySection
       private
 
       def topologies
         results = @results[:topologies] or return
-        single = results.fetch("single")
-        rows = results.flat_map do |name, series|
-          series.map { |s| topology_row(name, s, single.find { |base| base.mode == s.mode }) }
+        rows = results.flat_map do |name, pair|
+          pair.single.map { |s| topology_row("single (in turns with #{name})", s, s) } +
+            pair.topology.map { |s| topology_row(name, s, pair.single.find { |base| base.mode == s.mode }) }
         end
         <<~MD.chomp
           ## Propagation by bus topology
 
-          As in "Propagation latency", with one reader process, over each way of deploying the bus; each ratio is against the single redis-server measured in the same run. #{TOPOLOGY_NOTES.values_at(*results.keys).join(" ")}
+          As in "Propagation latency", with one reader process, over each way of deploying the bus; each ratio is against a single redis-server measured in turns with the topology (one repetition each, alternating, while the topology's own processes run, so both share the machine's state and its drift). #{TOPOLOGY_NOTES.values_at("single", *results.keys).join(" ")}
 
           #{Format.table(["Topology", "Reader", "visible p50 (µs)", "visible p99 (µs)", "seen p99 (µs)", "p50 vs single", "p99 vs single", "Missed"], rows)}
         MD
