@@ -15,6 +15,10 @@ class CacheEndpoints
     EVENTS_LOCK.synchronize { EVENTS[name] += 1 }
   end
 
+  # The store's stats a /stats answer carries.
+  STATS = %i[connected trusted rejected missed l1_hits applied received published conflicts reconnects pending
+             queued invalidated last_error].freeze
+
   def initialize(action)
     @action = action
   end
@@ -59,9 +63,7 @@ class CacheEndpoints
   end
 
   def stats(_params)
-    Rails.cache.stats.slice(:connected, :trusted, :rejected, :missed, :l1_hits, :applied).merge(
-      signed: Rails.cache.inspect.include?(" signed ")
-    )
+    Rails.cache.stats.slice(*STATS).merge(signed: Rails.cache.inspect.include?(" signed "))
   end
 
   def events(_params)

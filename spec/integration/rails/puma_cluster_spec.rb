@@ -25,12 +25,20 @@ RSpec.describe "Rails in Puma's cluster mode", :puma do
   # block accepts; returns { pid => answer }.
   def from_every_worker(path, timeout: 15, **params)
     answers = {}
-    eventually(timeout: timeout, message: "not every worker answered #{path} #{params} as expected: #{answers}") do
+    last = {}
+    eventually(timeout: timeout) do
       answer = app.get(path, **params)
+      last[answer["pid"]] = answer if answer
       answers[answer["pid"]] = answer if answer && (!block_given? || yield(answer))
       answers.size == 2
     end
     answers
+  rescue RSpec::Expectations::ExpectationNotMetError
+    stats = {}
+    20.times { (answer = app.get("/stats")) && (stats[answer["pid"]] = answer) }
+    raise RSpec::Expectations::ExpectationNotMetError,
+          "not every worker answered #{path} #{params} as expected: accepted #{answers}, last answers #{last}; " \
+          "stats #{stats}"
   end
 
   it "keeps every worker's memory in sync, signed, with events reaching the application" do
