@@ -35,7 +35,7 @@ module SyncedMemoryStore
         next if store.closed? || store.inherited?
 
         # No refresh ahead may write after the settle (see Store#stop_refreshes).
-        store.stop_refreshes([left * 0.2, 0].max)
+        store.stop_refreshes(left)
         store.settle([deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC), 0].max)
       rescue Error
         nil

@@ -15,7 +15,7 @@ module SyncedMemoryStore
       # the invalidations of what did not come back.
       ECHO_SHARE = 0.8
 
-      # Share of #close's time given to refreshes-ahead under way.
+      # Share of a close's or exit's time given to refreshes-ahead under way.
       REFRESH_SHARE = 0.2
 
       # Stands in for the node of a closed store: every use raises.
@@ -99,7 +99,7 @@ module SyncedMemoryStore
         # Refreshes under way write through the node: they end (or are given
         # up on: one that finishes later writes nothing) while it is still
         # open, so that their leases are released and their changes settle.
-        stop_refreshes(timeout.to_f * REFRESH_SHARE) unless inherited?
+        stop_refreshes(timeout) unless inherited?
         @closed = true
         node = @node
         @node = ClosedNode.new
@@ -115,12 +115,13 @@ module SyncedMemoryStore
       end
 
       # Stops the background refreshes (refresh_ahead:): queued ones are
-      # dropped, those under way are waited for up to +timeout+ seconds, and
-      # one that finishes later writes nothing. Called by #close and at exit
+      # dropped, those under way are waited for up to REFRESH_SHARE of
+      # +timeout+ seconds (the time a close or exit has), and one that
+      # finishes later writes nothing. Called by #close and at exit
       # (SyncedMemoryStore.settle_all); the store is not refreshed ahead
       # after it.
       def stop_refreshes(timeout)
-        @refresh_pool.stop(timeout)
+        @refresh_pool.stop([timeout.to_f * REFRESH_SHARE, 0].max)
       end
 
       # Whether #close was called.
