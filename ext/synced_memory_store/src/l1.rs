@@ -31,9 +31,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::sync::Mutex;
 use moka::policy::{EvictionPolicy, Expiry};
 use moka::sync::Cache;
-use parking_lot::Mutex;
 
 use crate::record::Record;
 

@@ -19,6 +19,7 @@ pub mod l1;
 pub(crate) mod node;
 pub mod record;
 pub(crate) mod stats;
+pub(crate) mod sync;
 pub(crate) mod tree;
 
 #[cfg(feature = "ruby")]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use std::sync::{Mutex, PoisonError};
 use synced_memory_store::l1::{keep_for, ENTRY_OVERHEAD, EXPIRY_OVERHEAD, L1};
 use synced_memory_store::record::{Kind, Record};
 
@@ -107,7 +107,7 @@ fn measured_overhead(key_len: usize, payload_len: usize, expiring: bool) -> usiz
 
 #[test]
 fn overhead_estimate_covers_real_allocations() {
-    let _alone = ONE_AT_A_TIME.lock();
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     for (key, payload, expiring) in [(10, 100, false), (40, 1000, true), (20, 10, true)] {
         let overhead = measured_overhead(key, payload, expiring);
         let estimate = ENTRY_OVERHEAD + if expiring { EXPIRY_OVERHEAD } else { 0 };
@@ -121,7 +121,7 @@ fn overhead_estimate_covers_real_allocations() {
 
 #[test]
 fn a_full_l1_holds_as_many_heap_bytes_as_its_budget_within_five_percent() {
-    let _alone = ONE_AT_A_TIME.lock();
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let budget: u64 = 16 << 20;
     let before = snapshot();
     let l1 = L1::new(budget, None);

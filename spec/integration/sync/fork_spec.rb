@@ -75,4 +75,15 @@ RSpec.describe "Sync: a store created before fork" do
     other.write("to-parent", "still synced")
     eventually(message: "the parent no longer receives") { parent.l1_read("to-parent") == [:hit, "still synced"] }
   end
+
+  # The parent's bus threads are waiting when it forks (its publisher for
+  # changes, its event thread for events), as in a Puma master. A lock library
+  # with a process-wide table of waiting threads sent the children's wake-ups
+  # astray: about one child in thirteen never published a change it queued
+  # (other processes kept the old value), and some crashed.
+  it "publishes every change of each of many children forked while the parent's bus threads wait" do
+    outcome = parent.call(:fork_churn, forks: 150, writes: 20, within: 240)
+
+    expect(outcome).to eq(forks: 150, stuck: 0, crashed: 0)
+  end
 end

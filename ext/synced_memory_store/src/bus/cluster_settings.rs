@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 /// Number of hash slots in a Redis Cluster.
 const SLOTS: u16 = 16_384;
 
 /// Where the cluster is and which slot carries the channel.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct ClusterSettings {
     /// The nodes given in `cluster:`, asked in turn where the slot lives.
     pub(crate) seeds: Vec<(String, u16)>,
@@ -26,6 +26,19 @@ impl ClusterSettings {
         ClusterSettings {
             seeds,
             slot: slot(channel),
+            known: Arc::default(),
+        }
+    }
+}
+
+/// A copy starts with nothing learned: every bus (a forked child's too) learns
+/// for itself, and never takes a lock that a thread of another bus, or of a
+/// parent process that forked meanwhile, may hold.
+impl Clone for ClusterSettings {
+    fn clone(&self) -> Self {
+        ClusterSettings {
+            seeds: self.seeds.clone(),
+            slot: self.slot,
             known: Arc::default(),
         }
     }
@@ -65,6 +78,19 @@ fn crc16(bytes: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_shares_nothing_learned() {
+        let settings = ClusterSettings::new(vec![("127.0.0.1".into(), 7000)], b"c");
+        settings.known.lock().push(("127.0.0.1".into(), 7001));
+        let copy = settings.clone();
+        assert!(copy.known.lock().is_empty());
+        assert_eq!(
+            (copy.seeds, copy.slot),
+            (settings.seeds.clone(), settings.slot)
+        );
+        assert!(!Arc::ptr_eq(&copy.known, &settings.known));
+    }
 
     #[test]
     fn slots_are_those_of_redis_cluster() {

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 use super::message::Rejection;
 
@@ -100,7 +100,9 @@ impl Events {
         let deadline = Instant::now() + timeout;
         let mut inner = self.inner.lock();
         while inner.queue.is_empty() && !inner.closed {
-            if self.ready.wait_until(&mut inner, deadline).timed_out() {
+            let (woken, timed_out) = self.ready.wait_until(inner, deadline);
+            inner = woken;
+            if timed_out {
                 break;
             }
         }

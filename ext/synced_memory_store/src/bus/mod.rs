@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, ProtocolVersion, RedisResult};
 
 use crate::stats::Stats;
@@ -371,11 +371,9 @@ impl Bus {
     pub(crate) fn wait_for_connection(&self, deadline: Instant) -> bool {
         let mut subscription = self.subscription.lock();
         while !subscription.up && !self.closing() {
-            if self
-                .connection_changed
-                .wait_until(&mut subscription, deadline)
-                .timed_out()
-            {
+            let (woken, timed_out) = self.connection_changed.wait_until(subscription, deadline);
+            subscription = woken;
+            if timed_out {
                 break;
             }
         }

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 use crate::bus::message::{Change, Op};
 
@@ -102,7 +102,7 @@ impl Outbox {
             if state.closed {
                 return None;
             }
-            self.work.wait(&mut state);
+            state = self.work.wait(state);
         }
     }
 
@@ -142,7 +142,9 @@ impl Outbox {
         let mut state = self.state.lock();
         let target = state.last_seq;
         while state.published_through < target {
-            if self.progress.wait_until(&mut state, deadline).timed_out() {
+            let (woken, timed_out) = self.progress.wait_until(state, deadline);
+            state = woken;
+            if timed_out {
                 return state.published_through >= target;
             }
         }

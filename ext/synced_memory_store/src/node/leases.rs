@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 use crate::bus::message::Op;
 
@@ -207,7 +207,7 @@ impl Node {
             if now >= deadline {
                 return Standing::Waiting;
             }
-            leases.changed.wait_until(&mut table, wake.min(deadline));
+            table = leases.changed.wait_until(table, wake.min(deadline)).0;
         }
     }
 

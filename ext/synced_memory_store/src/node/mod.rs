@@ -30,7 +30,7 @@ mod trust;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use crate::bus::Bus;
 use crate::config::Config;
