@@ -19,7 +19,12 @@ module SyncedMemoryStore
   #   <tt>description:</tt>, <tt>missed:</tt>, <tt>count:</tt>): messages were
   #   rejected; at most one event per cause a minute, counting the rest;
   #   <tt>missed: true</tt> when they may have carried changes, so L1 was
-  #   dropped.
+  #   dropped;
+  # - <tt>unpublished.synced_memory_store</tt> (<tt>cause:</tt>,
+  #   <tt>waited:</tt>, seconds): changes queued here have not been published for
+  #   longer than a healthy publisher takes (a refused PUBLISH, a stuck
+  #   publisher): other processes may still hold the values they replace;
+  #   once per stall.
   #
   # Every payload also has <tt>store:</tt> (the store's inspect-safe bus
   # description). SyncedMemoryStore::LogSubscriber writes each to the log.

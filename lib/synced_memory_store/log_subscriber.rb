@@ -45,6 +45,12 @@ module SyncedMemoryStore
       end
     end
 
+    # Changes queued here have not been published for longer than a healthy
+    # publisher takes.
+    def unpublished(event)
+      warning { "synced_memory_store: on #{event.payload[:store]}: #{event.payload[:cause]}" }
+    end
+
     def logger
       super || ActiveSupport::Cache::Store.logger
     end

@@ -1,6 +1,8 @@
 # frozen_string_literal: true
 
+require "logger"
 require "redis"
+require "stringio"
 
 # The bus as a Redis ACL user allowed only what the bus does: SUBSCRIBE and
 # PUBLISH on its channel, and PING (the health check), on a server whose
@@ -125,6 +127,45 @@ RSpec.describe "Sync: the bus as a Redis ACL user" do
       cache.close(0.1) # its change can never be announced: no use waiting for it
     ensure
       admin&.close
+    end
+
+    # Other processes cannot tell a writer whose changes never leave it from
+    # one that wrote nothing (their L1 stays trusted), so the writer says so
+    # itself: changes waiting longer than a healthy publisher takes
+    # (reconnect_max + health_timeout) are reported, once, and the report ends
+    # when they go out.
+    it "is needed: PUBLISH, and changes held back by its refusal are reported until they go out" do
+      bus_user(*(minimal_permissions - ["+publish"]))
+      log = StringIO.new
+      previous_logger = ActiveSupport::Cache::Store.logger
+      ActiveSupport::Cache::Store.logger = Logger.new(log)
+      events = []
+      subscription = ActiveSupport::Notifications.subscribe("unpublished.synced_memory_store") do |*, payload|
+        events << payload
+      end
+      cache = SyncedMemoryStore::Store.new(cache: :memory_store, redis: url, channel: channel, health_timeout: 0.2,
+                                           health_interval: 0.05, reconnect_max: 0.2)
+      stores << cache
+      cache.wait_for_connection
+      cache.write("k", "v")
+
+      eventually(message: "the held-back change was never reported") { events.any? }
+      expect(events.first[:waited]).to be > 0.4 # reconnect_max + health_timeout
+      expect(events.first[:cause]).to include("changes queued here not published for").and include("NOPERM")
+      expect(cache.stats[:last_error]).to eq(events.first[:cause])
+      expect(cache.stats).to include(connected: true, trusted: true, published: 0)
+      eventually(message: "no log line") { log.string.include?("synced_memory_store: on redis:") }
+      expect(log.string).to include("changes queued here not published for")
+
+      bus_user("+publish")
+      eventually(message: "the change never went out once PUBLISH was allowed") do
+        cache.stats.values_at(:published, :queued, :pending) in [1.., 0, 0]
+      end
+      eventually(message: "the report outlived the stall") { cache.stats[:last_error].nil? }
+      expect(events.size).to eq(1)
+    ensure
+      ActiveSupport::Notifications.unsubscribe(subscription) if subscription
+      ActiveSupport::Cache::Store.logger = previous_logger
     end
   end
 

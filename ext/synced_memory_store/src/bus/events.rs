@@ -43,6 +43,10 @@ pub(crate) enum Event {
         missed: bool,
         count: u64,
     },
+    /// Changes queued here have not been published for `waited`,
+    /// longer than a healthy publisher takes (see `publisher_watch.rs`); told
+    /// once per stall.
+    Unpublished { cause: String, waited: Duration },
 }
 
 #[derive(Default)]

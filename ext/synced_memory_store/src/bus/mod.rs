@@ -15,6 +15,7 @@ pub(crate) mod log_settings;
 pub(crate) mod message;
 pub(crate) mod outbox;
 pub(crate) mod publisher;
+pub(crate) mod publisher_watch;
 pub(crate) mod redis_option;
 pub(crate) mod senders;
 pub(crate) mod sentinel;
@@ -37,6 +38,7 @@ use events::{Event, Events};
 use log::{Cursor, Entries, Position};
 use message::{Batch, Op, Rejection, Wire};
 use outbox::Outbox;
+use publisher_watch::{PublisherWatch, Verdict};
 use senders::Senders;
 use settings::BusSettings;
 
@@ -76,6 +78,9 @@ pub(crate) struct Bus {
     cursor: Mutex<Cursor>,
     subscription: Mutex<Subscription>,
     connection_changed: Condvar,
+    /// Whether the publisher publishes (see `publisher_watch.rs`); only the
+    /// subscriber thread looks.
+    publisher_watch: Mutex<PublisherWatch>,
     closed: AtomicBool,
 }
 
@@ -90,6 +95,9 @@ struct Subscription {
     down_told: bool,
     /// Why the bus last failed, until a subscription is up again.
     last_error: Option<String>,
+    /// The report of a stalled publisher (see `publisher_watch.rs`), shown
+    /// before `last_error` until publishing resumes.
+    stall: Option<String>,
 }
 
 impl Bus {
@@ -105,6 +113,7 @@ impl Bus {
             cursor: Mutex::new(Cursor::default()),
             subscription: Mutex::new(Subscription::default()),
             connection_changed: Condvar::new(),
+            publisher_watch: Mutex::default(),
             closed: AtomicBool::new(false),
         }
     }
@@ -307,9 +316,11 @@ impl Bus {
         let event = {
             let mut subscription = self.subscription.lock();
             let again = subscription.ever_up;
+            // A stalled publisher is not cured by a new subscription.
             *subscription = Subscription {
                 up: true,
                 ever_up: true,
+                stall: subscription.stall.take(),
                 ..Subscription::default()
             };
             if again {
@@ -356,9 +367,56 @@ impl Bus {
         self.subscription.lock().last_error = Some(cause);
     }
 
-    /// Why the bus last failed, while it has not recovered.
+    /// A PING sent at `sent_at` was answered on the subscription: L1 stays
+    /// trusted, and the publisher is watched (see `publisher_watch.rs`).
+    pub(crate) fn pinged(&self, member: &dyn Member, sent_at: u64) {
+        member.extend_trust(sent_at);
+        let (published_through, last_queued) = self.outbox.progress();
+        let health = &self.settings.health;
+        let verdict = self.publisher_watch.lock().look(
+            published_through,
+            last_queued,
+            Instant::now(),
+            health.reconnect_max + health.timeout,
+        );
+        match verdict {
+            Verdict::Fine => {}
+            Verdict::Stalled { waited } => {
+                let cause = {
+                    let mut subscription = self.subscription.lock();
+                    let failure = subscription
+                        .last_error
+                        .as_ref()
+                        .map(|error| format!(" (last failure: {error})"))
+                        .unwrap_or_default();
+                    let cause = format!(
+                        "changes queued here not published for {:.1}s{failure}: \
+                         other processes may still hold the values they replace",
+                        waited.as_secs_f64()
+                    );
+                    subscription.stall = Some(cause.clone());
+                    cause
+                };
+                self.events.push(Event::Unpublished { cause, waited });
+            }
+            Verdict::Resumed => {
+                // A PUBLISH went through, and the subscription is up: what
+                // failed is over.
+                let mut subscription = self.subscription.lock();
+                subscription.stall = None;
+                subscription.last_error = None;
+            }
+        }
+    }
+
+    /// Why the bus last failed, while it has not recovered (a stalled
+    /// publisher first).
     pub(crate) fn last_error(&self) -> Option<String> {
-        self.subscription.lock().last_error.clone()
+        let subscription = self.subscription.lock();
+        subscription
+            .stall
+            .clone()
+            .or_else(|| subscription.last_error.clone())
     }
 
     /// Whether the subscription is up.

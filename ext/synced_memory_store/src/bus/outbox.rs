@@ -151,6 +151,13 @@ impl Outbox {
         true
     }
 
+    /// Everything up to the first number has been published; changes up to
+    /// the second were queued.
+    pub(crate) fn progress(&self) -> (u64, u64) {
+        let state = self.state.lock();
+        (state.published_through, state.last_seq)
+    }
+
     /// Whether every change queued so far has been published.
     pub(crate) fn drained(&self) -> bool {
         let state = self.state.lock();

@@ -89,7 +89,7 @@ pub(crate) fn listen(
                 PushKind::SSubscribe | PushKind::Subscribe if probe_deadline.is_some() => {
                     probe_deadline = None;
                     if live {
-                        member.extend_trust(probe_sent_at);
+                        bus.pinged(member, probe_sent_at);
                     } else {
                         live = true;
                         let replay = bus.recover(epoch.as_deref());

@@ -113,7 +113,7 @@ fn listen(
                 return lost(error);
             }
             match pubsub.ping::<redis::Value>() {
-                Ok(_) => member.extend_trust(sent_at),
+                Ok(_) => bus.pinged(member, sent_at),
                 // The read was interrupted (see `interrupted`): try again at the
                 // next interval; the lease covers the gap or runs out honestly.
                 Err(error) if interrupted(&error) => {}

@@ -686,6 +686,11 @@ impl RbNode {
                     payload.aset(ruby.to_symbol("count"), count)?;
                     "rejected"
                 }
+                Event::Unpublished { cause, waited } => {
+                    payload.aset(ruby.to_symbol("cause"), cause)?;
+                    payload.aset(ruby.to_symbol("waited"), waited.as_secs_f64())?;
+                    "unpublished"
+                }
             };
             array.push((ruby.to_symbol(name), payload))?;
         }
