@@ -23,10 +23,20 @@ module SyncedMemoryStore
         return unless name.instance_of?(String) && !name.empty? && !@entry_coder && name.encoding.equal?(UTF8)
         return if options && (options.key?(:namespace) || shapes_reads?(options))
 
-        store_options = @options
-        return if shapes_reads?(store_options)
+        stored_key(name)
+      end
 
-        key = namespaced(name, store_options[:namespace])
+      # +name+ as a key under the store's own options (every hit asks, so the
+      # test of #shapes_reads? is made here without another call, and a store
+      # with no namespace and no key size limit answers at once).
+      def stored_key(name)
+        options = @options
+        return if options[:force] || options[:force_miss] || options[:race_condition_ttl] || options[:version]
+
+        namespace = options[:namespace]
+        return name unless namespace || @max_key_size
+
+        key = namespaced(name, namespace)
         key unless key.nil? || (@max_key_size && key.bytesize > @max_key_size)
       end
 
