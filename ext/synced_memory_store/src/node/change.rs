@@ -9,6 +9,13 @@
 //! L2, or refused) is dropped here and invalidated everywhere, so a change
 //! whose L2 call began always ends in a message.
 //!
+//! Under the pending lock, a change's L1 work comes first and its queueing
+//! last: queueing wakes the publisher, whose PUBLISH comes back to this
+//! node's subscriber as the change's echo, and applying the echo takes the
+//! pending lock. Held across an L1 insert after the wake, the lock made the
+//! echo wait for it (a contended lock on most writes, and a reader elsewhere
+//! waiting on the extra context switches when CPUs are scarce).
+//!
 //! Silent changes (`silent: true`, or no bus) tell no other node; they still
 //! run under the pending lock, so that a published change to the key still in
 //! flight does not put its value back when it echoes.
@@ -115,8 +122,6 @@ impl Node {
         } else {
             Op::Invalidate { key: key.to_vec() }
         };
-        let seq = bus.queue(op);
-        pending.queued(key, seq, change);
         // A change from another node already arrived while this one was under
         // way: its echo will invalidate the key everywhere, so don't serve it here.
         if pending.is_conflicted(key) {
@@ -124,6 +129,9 @@ impl Node {
         } else {
             self.l1.insert(key, record, keep);
         }
+        // Queued last (see the module docs).
+        let seq = bus.queue(op);
+        pending.queued(key, seq, change);
         true
     }
 
@@ -136,9 +144,11 @@ impl Node {
             self.changed_silently(&mut pending, key, change);
             return self.l1.remove(key);
         };
+        let removed = self.l1.remove(key);
+        // Queued last (see the module docs).
         let seq = bus.queue(Op::Invalidate { key: key.to_vec() });
         pending.queued(key, seq, change);
-        self.l1.remove(key)
+        removed
     }
 
     /// Drops every entry here and, with `publish`, in every other node.
