@@ -103,6 +103,9 @@ module SyncedMemoryStore
       # L1 is memory: like MemoryStore, compress only when asked to.
       options[:compress] = false unless options.key?(:compress)
       super(options)
+      # ActiveSupport 8.1 sets it; set before, every hit would look up an
+      # instance variable the object does not have (a slow path in Ruby).
+      @max_key_size = nil unless instance_variable_defined?(:@max_key_size)
       @entry_coder = entry_coder(options)
       @l2 = L2.wrap(settings[:cache])
       start_fail_safe(settings[:fail_safe])

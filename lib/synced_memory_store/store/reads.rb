@@ -87,7 +87,8 @@ module SyncedMemoryStore
         names.each do |name|
           key = normalize_key(name, options)
           version = normalize_version(name, options)
-          value = untagged(l1_value(key, version))
+          value = l1_value(key, version)
+          value = untagged(value) if value.instance_of?(Array)
           if MISS.equal?(value)
             missing[key] = [name, version]
           else
