@@ -200,7 +200,7 @@ module SyncedMemoryStore
       node = bus_node
       hash.each do |name, value|
         key, version = key_and_version(name, options)
-        value, = tagged_for_write(value, nil, options)
+        value = tagged_for_write(value, nil, options) || value
         store_in_l1(node, key, value, options, version: version, expires_at: expires_at)
       end
       hash

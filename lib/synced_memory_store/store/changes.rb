@@ -37,7 +37,10 @@ module SyncedMemoryStore
       # storing, and a value only L1 cannot encode is taken back out of L2.
       # With +tags:+ the value is stored with its tags' versions (see Tags).
       def store_value(key, value, version, expires_at, options, entry: nil)
-        value, entry = tagged_for_write(value, entry, options)
+        if (tagged = tagged_for_write(value, entry, options))
+          value = tagged
+          entry = nil
+        end
         unless @l2
           return store_in_l1(bus_node, key, value, options, version: version, expires_at: expires_at, entry: entry)
         end

@@ -64,15 +64,18 @@ module SyncedMemoryStore
         raise ArgumentError, "tags: must be a String or an Array of non-empty Strings (got #{tags.inspect})"
       end
 
-      # [value, entry] as a write stores them: wrapped with the versions its
-      # tags have now (or, for an entry ActiveSupport writes back, the ones
-      # it was read with); an untagged value that has the wrapped form
-      # wrapped with none, so that it reads back as itself.
+      # The value a write stores in place of +value+ (and of +entry+, which
+      # is then not used), or nil when it stores +value+ as it is: wrapped
+      # with the versions its tags have now (or, for an entry ActiveSupport
+      # writes back, the ones it was read with); an untagged value that has
+      # the wrapped form wrapped with none, so that it reads back as itself.
+      # An untagged write costs a Hash lookup and a class check here.
       def tagged_for_write(value, entry, options)
-        versions = entry&.instance_variable_get(RECORDED) || versions_for_write(options)
-        return [value, entry] unless versions || Tagged.tagged?(value)
+        versions = entry&.instance_variable_get(RECORDED)
+        versions ||= versions_for_write(options) if options[:tags]
+        return unless versions || (value.instance_of?(Array) && Tagged.tagged?(value))
 
-        [Tagged.wrap(value, versions || {}), nil]
+        Tagged.wrap(value, versions || {})
       end
 
       # write_multi_entries' +entries+, wrapped as #tagged_for_write does.
