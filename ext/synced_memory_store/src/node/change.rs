@@ -9,12 +9,17 @@
 //! L2, or refused) is dropped here and invalidated everywhere, so a change
 //! whose L2 call began always ends in a message.
 //!
-//! Under the pending lock, a change's L1 work comes first and its queueing
-//! last: queueing wakes the publisher, whose PUBLISH comes back to this
-//! node's subscriber as the change's echo, and applying the echo takes the
-//! pending lock. Held across an L1 insert after the wake, the lock made the
-//! echo wait for it (a contended lock on most writes, and a reader elsewhere
-//! waiting on the extra context switches when CPUs are scarce).
+//! Under the pending lock, a change is queued first and its L1 work done
+//! after: queueing wakes the publisher, so the PUBLISH, and every other
+//! node's copy of the change, no longer waits for this node's L1 insert
+//! (against the opposite order, in alternating runs of the propagation
+//! benchmark: a tight reader's p50 about 15% shorter; see
+//! bench/results/2026-11-30-before-after-issue-7.md).
+//! The change's echo, applied by this node's subscriber under the same lock,
+//! arrives a network round trip later; only on a machine short of CPUs,
+//! where the woken publisher preempts the writer, does it find the lock
+//! still held (callgrind, 2,000 writes: 1,181 times), which costs this
+//! process a context switch, not the other nodes their latency.
 //!
 //! Silent changes (`silent: true`, or no bus) tell no other node; they still
 //! run under the pending lock, so that a published change to the key still in
@@ -122,6 +127,9 @@ impl Node {
         } else {
             Op::Invalidate { key: key.to_vec() }
         };
+        // Queued first (see the module docs).
+        let seq = bus.queue(op);
+        pending.queued(key, seq, change);
         // A change from another node already arrived while this one was under
         // way: its echo will invalidate the key everywhere, so don't serve it here.
         if pending.is_conflicted(key) {
@@ -129,9 +137,6 @@ impl Node {
         } else {
             self.l1.insert(key, record, keep);
         }
-        // Queued last (see the module docs).
-        let seq = bus.queue(op);
-        pending.queued(key, seq, change);
         true
     }
 
@@ -144,11 +149,10 @@ impl Node {
             self.changed_silently(&mut pending, key, change);
             return self.l1.remove(key);
         };
-        let removed = self.l1.remove(key);
-        // Queued last (see the module docs).
+        // Queued first (see the module docs).
         let seq = bus.queue(Op::Invalidate { key: key.to_vec() });
         pending.queued(key, seq, change);
-        removed
+        self.l1.remove(key)
     }
 
     /// Drops every entry here and, with `publish`, in every other node.
