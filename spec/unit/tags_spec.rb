@@ -149,7 +149,7 @@ RSpec.describe "SyncedMemoryStore::Store tags" do
     end
 
     it "refuses tags that are not Strings or Arrays of Strings, storing nothing" do
-      [5, [:sym], [""], "", { "t" => 1 }, ["ok", nil]].each do |tags|
+      [5, false, [:sym], [""], "", { "t" => 1 }, ["ok", nil]].each do |tags|
         expect { store.write("k", "v", tags: tags) }.to raise_error(ArgumentError, /tags: must be a String/)
         expect { store.fetch("k", tags: tags) { "v" } }.to raise_error(ArgumentError, /tags:/)
         expect { store.write_multi({ "k" => "v" }, tags: tags) }.to raise_error(ArgumentError, /tags:/)

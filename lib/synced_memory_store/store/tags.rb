@@ -69,10 +69,10 @@ module SyncedMemoryStore
       # with the versions its tags have now (or, for an entry ActiveSupport
       # writes back, the ones it was read with); an untagged value that has
       # the wrapped form wrapped with none, so that it reads back as itself.
-      # An untagged write costs a Hash lookup and a class check here.
+      # A write without tags: costs a Hash lookup and a class check here.
       def tagged_for_write(value, entry, options)
         versions = entry&.instance_variable_get(RECORDED)
-        versions ||= versions_for_write(options) if options[:tags]
+        versions ||= versions_for_write(options) unless options[:tags].nil?
         return unless versions || (value.instance_of?(Array) && Tagged.tagged?(value))
 
         Tagged.wrap(value, versions || {})
