@@ -27,6 +27,11 @@ struct State {
     overflowed: bool,
     published_through: u64,
     closed: bool,
+    /// The publisher waits in `take` for work: only then does a push wake it
+    /// (a condition variable's notify is a system call even when nobody waits).
+    taker_waiting: bool,
+    /// Threads waiting in `wait_published`: only they need `published`'s wake.
+    progress_waiters: usize,
 }
 
 /// The bounded queue of changes waiting to be published.
@@ -60,8 +65,11 @@ impl Outbox {
         } else {
             state.overflowed = true;
         }
+        let wake = state.taker_waiting;
         drop(state);
-        self.work.notify_one();
+        if wake {
+            self.work.notify_one();
+        }
         (seq, queued)
     }
 
@@ -80,7 +88,7 @@ impl Outbox {
             }
             if !state.queue.is_empty() {
                 let mut bytes = 0;
-                let mut changes = Vec::new();
+                let mut changes = Vec::with_capacity(state.queue.len().min(max_changes));
                 // Leases travel in batches of their own (see message.rs).
                 let leases = state
                     .queue
@@ -102,7 +110,9 @@ impl Outbox {
             if state.closed {
                 return None;
             }
+            state.taker_waiting = true;
             state = self.work.wait(state);
+            state.taker_waiting = false;
         }
     }
 
@@ -110,8 +120,11 @@ impl Outbox {
     pub(crate) fn published(&self, seq: u64) {
         let mut state = self.state.lock();
         state.published_through = state.published_through.max(seq);
+        let wake = state.progress_waiters > 0;
         drop(state);
-        self.progress.notify_all();
+        if wake {
+            self.progress.notify_all();
+        }
     }
 
     /// Puts back changes whose PUBLISH failed, in forms that are safe to publish
@@ -142,8 +155,10 @@ impl Outbox {
         let mut state = self.state.lock();
         let target = state.last_seq;
         while state.published_through < target {
+            state.progress_waiters += 1;
             let (woken, timed_out) = self.progress.wait_until(state, deadline);
             state = woken;
+            state.progress_waiters -= 1;
             if timed_out {
                 return state.published_through >= target;
             }
@@ -282,6 +297,23 @@ mod tests {
         let again = outbox.take(10, usize::MAX).unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].op, Op::Release { key: b"k".to_vec() });
+    }
+
+    #[test]
+    fn a_push_wakes_a_publisher_waiting_for_work_and_only_then_notifies() {
+        let outbox = std::sync::Arc::new(Outbox::new(10));
+        let taker = {
+            let outbox = outbox.clone();
+            std::thread::spawn(move || outbox.take(10, usize::MAX).unwrap().len())
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !outbox.state.lock().taker_waiting {
+            assert!(Instant::now() < deadline, "the taker never waited");
+            std::thread::yield_now();
+        }
+        outbox.push(invalidate("a"));
+        assert_eq!(taker.join().unwrap(), 1);
+        assert!(!outbox.state.lock().taker_waiting);
     }
 
     #[test]

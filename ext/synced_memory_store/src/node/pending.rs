@@ -132,7 +132,12 @@ impl Pending {
     /// when it has one. A conflict already seen for the key stays marked.
     pub(crate) fn queued(&mut self, key: &[u8], seq: u64, change: Option<ChangeId>) {
         let finished = change.is_some_and(|change| self.finish(change, key));
-        let entry = self.by_key.entry(key.into()).or_default();
+        // A begun change already has its entry: no copy of the key is made then.
+        let mut fresh = None;
+        let entry = match self.by_key.get_mut(key) {
+            Some(entry) => entry,
+            None => fresh.insert(Entry::default()),
+        };
         if finished {
             entry.under_way = entry.under_way.saturating_sub(1);
         }
@@ -141,6 +146,9 @@ impl Pending {
         }
         entry.seq = seq;
         self.by_seq.insert(seq, key.into());
+        if let Some(entry) = fresh {
+            self.by_key.insert(key.into(), entry);
+        }
     }
 
     /// `key` of `change` was changed here without being published (a silent
