@@ -7,6 +7,9 @@
 // Without the binding layer nothing outside the tests calls into the core.
 #![cfg_attr(not(feature = "ruby"), allow(dead_code, unused_imports))]
 
+// Not in unit tests, which count allocations with an allocator of their own.
+#[cfg(all(feature = "ruby", not(test)))]
+mod allocator;
 pub(crate) mod bus;
 pub(crate) mod clock;
 pub(crate) mod config;

@@ -1,6 +1,11 @@
 //! What L1 really costs in heap memory, measured with a counting allocator in
 //! this test binary of its own (unit tests running in parallel threads would be
 //! counted too), one test at a time.
+//!
+//! Built without the binding layer (`cargo test --no-default-features --test
+//! l1_memory`, as bin/test runs it): with it, the library brings its own global
+//! allocator (src/allocator.rs), and a binary has only one.
+#![cfg(not(feature = "ruby"))]
 
 use std::time::Duration;
 
