@@ -40,7 +40,10 @@ use crate::record::Record;
 /// Bytes counted for each entry on top of its key, payload and version: about
 /// ten heap allocations (the key, moka's copy of it, its entry, entry info and
 /// access-order node, the slot, the payload) with malloc's rounding and headers.
-/// Measured by `overhead_estimate_covers_real_allocations` in tests/l1_memory.rs.
+/// Measured by `overhead_estimate_covers_real_allocations` in tests/l1_memory.rs
+/// with the system's malloc; jemalloc, which the extension allocates with (see
+/// allocator.rs), keeps no header per block, so a process grows by less than
+/// this count (0.93× of it for 100-byte values in `bench/run --only memory`).
 pub const ENTRY_OVERHEAD: usize = 432;
 
 /// Extra bytes for an entry that expires: moka's timer-wheel node.
