@@ -9,9 +9,9 @@
 //! allocates from the same arena for everything Ruby does: the bus threads
 //! and the writer took turns on one lock, and every write paid for it. In
 //! `bench/run --only micro`, a write with a MemoryStore L2 and sync on cost
-//! about 2.1× a MemoryStore write with the system allocator and about 1.6×
-//! with jemalloc (see bench/results/2026-11-30-before-after-issue-7.md);
-//! with sync off the two were alike.
+//! 2.17× a MemoryStore write before issue 7 and 1.79× with jemalloc (medians
+//! of 6 alternating pairs, see bench/results/2026-11-30-before-after-issue-7.md);
+//! with sync off the allocators made no such difference.
 //!
 //! **Loaded with dlopen.** A Ruby extension is, so jemalloc is built without
 //! the initial-exec TLS model (which can fail to load that way).
