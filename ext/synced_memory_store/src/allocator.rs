@@ -11,7 +11,7 @@
 //! `bench/run --only micro`, a write with a MemoryStore L2 and sync on cost
 //! 2.17× a MemoryStore write before issue 7 and 1.79× with jemalloc (medians
 //! of 6 alternating pairs, see bench/results/2026-11-30-before-after-issue-7.md);
-//! with sync off the allocators made no such difference.
+//! with sync off, before and after (system allocator) were within 2%.
 //!
 //! **Loaded with dlopen.** A Ruby extension is, so jemalloc is built without
 //! the initial-exec TLS model (which can fail to load that way).
