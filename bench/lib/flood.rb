@@ -9,9 +9,11 @@ module Bench
   # Bus apply throughput, and what applying costs the Ruby threads of the
   # process that applies. Two peer processes on a bus redis-server of their
   # own, each with an L1-only synced store: the flooder writes as fast as one
-  # Ruby thread can (single writes, which flood harder than write_multi, over
-  # KEYS keys, VALUE_BYTES-byte values); the applier applies every change on
-  # its native subscriber thread.
+  # Ruby thread can, or at a fixed rate (bench/run --flood-rate), single
+  # writes, which flood harder than write_multi, over KEYS keys,
+  # VALUE_BYTES-byte values; the applier applies every change on its native
+  # subscriber thread. A fixed rate compares two builds under the same load,
+  # whichever writes faster.
   #
   # Each figure is the median of REPETITIONS rounds.
   #
@@ -43,8 +45,11 @@ module Bench
 
     include Capacity
 
-    def initialize(fixtures, scale:)
+    # +rate+: changes per second of the live floods (nil: as fast as the
+    # flooder can); the capacity's backlog is always written as fast as it can.
+    def initialize(fixtures, scale:, rate: nil)
       @fixtures = fixtures
+      @rate = rate
       @window = [WINDOW * scale, 0.5].max
       @backlog_seconds = [BACKLOG_SECONDS * scale, 0.5].max
       @repetitions = scale < 0.1 ? 1 : REPETITIONS
@@ -56,7 +61,9 @@ module Bench
       @bus.command("CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 0 0")
       @flooder, @applier = @fixtures.peers(:flooder, :applier, redis: @bus.url, channel: @fixtures.channel("flood"))
       @fixtures.open_store(@flooder, name: :elsewhere, redis: @bus.url, channel: @fixtures.channel("flood-elsewhere"))
-      live.merge(capacity).then { |figures| Result.new(window: @window, rounds: @repetitions, **figures) }
+      live.merge(capacity).then do |figures|
+        Result.new(window: @window, rounds: @repetitions, fixed_rate: @rate, **figures)
+      end
     ensure
       @fixtures.release(*[@flooder, @applier].compact)
     end
@@ -78,7 +85,7 @@ module Bench
     def live_round
       quiet = read_latency(@window)
       flood_seconds = RAMP + (2 * @window) + RAMP
-      @flooder.call_async(:flood, seconds: flood_seconds, keys: KEYS, value_bytes: VALUE_BYTES)
+      @flooder.call_async(:flood, seconds: flood_seconds, keys: KEYS, value_bytes: VALUE_BYTES, rate: @rate)
       sleep RAMP
       idle_rate = applied_per_second { sleep @window }
       flooded = read_latency(@window)
@@ -91,7 +98,8 @@ module Bench
     # listen to.
     def flooded_elsewhere
       flood_seconds = RAMP + @window + RAMP
-      @flooder.call_async(:flood, seconds: flood_seconds, keys: KEYS, value_bytes: VALUE_BYTES, store: :elsewhere)
+      @flooder.call_async(:flood, seconds: flood_seconds, keys: KEYS, value_bytes: VALUE_BYTES, rate: @rate,
+                                  store: :elsewhere)
       sleep RAMP
       read_latency(@window).tap do |figures|
         @flooder.await(flood_seconds + 60)

@@ -8,7 +8,7 @@ module Bench
     SECTIONS = %w[micro propagation topologies flood blip memory rss failsafe stampede].freeze
     DEFAULT_OUTPUT = File.expand_path("../results/latest.md", __dir__)
 
-    attr_reader :scale, :sections
+    attr_reader :scale, :sections, :flood_rate
 
     def self.parse(argv)
       new.tap { |options| options.parse(argv) }
@@ -18,6 +18,7 @@ module Bench
       @scale = 1.0
       @sections = SECTIONS
       @output = nil
+      @flood_rate = nil
     end
 
     def parse(argv)
@@ -38,7 +39,7 @@ module Bench
     end
 
     def full?
-      (@scale - 1).abs < Float::EPSILON && @sections == SECTIONS
+      (@scale - 1).abs < Float::EPSILON && @sections == SECTIONS && @flood_rate.nil?
     end
 
     def run?(section)
@@ -49,9 +50,9 @@ module Bench
 
     def parser
       OptionParser.new do |opts|
-        opts.banner = "Usage: bench/run [--scale FACTOR] [--only SECTION,...] [--output FILE]"
+        opts.banner = "Usage: bench/run [--scale FACTOR] [--only SECTION,...] [--flood-rate CHANGES] [--output FILE]"
         opts.on("--scale FACTOR", Float, "scale every count and duration (default 1; 0.05 for a smoke run)") do |value|
-          raise OptionParser::InvalidArgument, "--scale must be positive" unless value.positive?
+          raise OptionParser::InvalidArgument, "must be positive" unless value.positive?
 
           @scale = value
         end
@@ -60,6 +61,12 @@ module Bench
           raise OptionParser::InvalidArgument, "unknown sections: #{unknown.join(", ")}" unless unknown.empty?
 
           @sections = SECTIONS & list
+        end
+        opts.on("--flood-rate CHANGES", Integer, "the flood section's live floods write this many changes per " \
+                                                 "second (default: as fast as one Ruby thread can)") do |value|
+          raise OptionParser::InvalidArgument, "must be positive" unless value.positive?
+
+          @flood_rate = value
         end
         opts.on("--output FILE", "write the report there (default: bench/results/latest.md for a full run, " \
                                  "tmp/bench/ otherwise)") do |path|

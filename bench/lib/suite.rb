@@ -49,7 +49,7 @@ module Bench
         when "micro" then micro(results)
         when "propagation" then results[:propagation] = Propagation.new(@fixtures, bus: @bus.url, scale: @scale).run
         when "topologies" then results[:topologies] = Topologies.new(@fixtures, scale: @scale).run
-        when "flood" then results[:flood] = Flood.new(@fixtures, scale: @scale).run
+        when "flood" then results[:flood] = Flood.new(@fixtures, scale: @scale, rate: @options.flood_rate).run
         when "blip" then results[:blip] = Blip.new(@fixtures, scale: @scale).run
         when "memory" then memory(results)
         when "rss" then results[:rss] = RssGrowth.new(@fixtures, bus_url: @bus.url, scale: @scale).run

@@ -4,7 +4,8 @@ module Bench
   class Flood
     # Flood's figures, each the median of its rounds, with the ratios that the
     # report and the goals take from them.
-    Result = Struct.new(:window, :rounds, :flood_rate, :idle_rate, :reading_rate, :quiet, :flooded, :elsewhere,
+    Result = Struct.new(:window, :rounds, :fixed_rate, :flood_rate, :idle_rate, :reading_rate, :quiet, :flooded,
+                        :elsewhere,
                         :caught_up,
                         :applier_stats, :capacity, :backlog, :backlog_messages, :drain_seconds,
                         :backlog_rejected, :flood_holds, :backlog_rate, :backlog_holds,

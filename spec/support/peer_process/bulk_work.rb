@@ -24,17 +24,19 @@ class PeerProcess
     # contents on each pass: one write per key, or write_multi batches of +batch+
     # keys. Every 100 changes it holds back (sleeping 100 µs) while more than
     # +max_queued+ changes wait for the publisher, so the queue never overflows
-    # into a "drop everything". Returns { changes:, seconds:, holds: }.
-    def command_flood(seconds:, batch: 1, keys: 10_000, value_bytes: 32, max_queued: 20_000, prefix: "flood-")
+    # into a "drop everything". With +rate+ (changes per second) it also
+    # sleeps whenever it is ahead of that pace. Returns { changes:, seconds:, holds: }.
+    def command_flood(seconds:, batch: 1, keys: 10_000, value_bytes: 32, max_queued: 20_000, prefix: "flood-",
+                      rate: nil)
       names = Array.new(keys) { |i| "#{prefix}#{i}" }
       work = %w[a b].flat_map do |fill|
         value = fill * value_bytes
         batch == 1 ? names.map { |name| [name, value] } : names.each_slice(batch).map { |s| s.to_h { |n| [n, value] } }
       end
-      flood(work, seconds, max_queued)
+      flood(work, seconds, max_queued, rate)
     end
 
-    def flood(work, seconds, max_queued)
+    def flood(work, seconds, max_queued, rate)
       changes = holds = 0
       started = monotonic
       deadline = started + seconds
@@ -42,10 +44,17 @@ class PeerProcess
         break if monotonic >= deadline
 
         (holds += 1) && sleep(0.0001) while store.stats[:queued] > max_queued
+        keep_pace(started, changes, rate) if rate
         items.each { |item| item.is_a?(Hash) ? store.write_multi(item) : store.write(*item) }
         changes += items.sum { |item| item.is_a?(Hash) ? item.size : 1 }
       end
       { changes: changes, seconds: monotonic - started, holds: holds }
+    end
+
+    # Sleeps until +changes+ made since +started+ are no more than +rate+ per second.
+    def keep_pace(started, changes, rate)
+      ahead = started + (changes.to_f / rate) - monotonic
+      sleep(ahead) if ahead.positive?
     end
   end
 end
