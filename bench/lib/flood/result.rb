@@ -5,9 +5,7 @@ module Bench
     # Flood's figures, each the median of its rounds, with the ratios that the
     # report and the goals take from them.
     Result = Struct.new(:window, :rounds, :fixed_rate, :flood_rate, :idle_rate, :reading_rate, :quiet, :flooded,
-                        :elsewhere,
-                        :caught_up,
-                        :applier_stats, :capacity, :backlog, :backlog_messages, :drain_seconds,
+                        :elsewhere, :caught_up, :applier_stats, :capacity, :backlog, :backlog_messages, :drain_seconds,
                         :backlog_rejected, :flood_holds, :backlog_rate, :backlog_holds,
                         keyword_init: true) do
       # Relative increase of read latency (+figure+: :p50 or :p99) during the flood.
