@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "../format"
+
 module Bench
   class Flood
     # Flood's figures, each the median of its rounds, with the ratios that the
@@ -18,6 +20,13 @@ module Bench
       # channel: what applying it costs).
       def read_rate_loss(against: :quiet)
         1 - (rate(flooded) / rate(public_send(against)))
+      end
+
+      # How fast the flooder wrote in the live floods, in words.
+      def pace
+        return "as fast as one Ruby thread could" unless fixed_rate
+
+        "at most #{Format.count(fixed_rate)} changes/s (bench/run --flood-rate)"
       end
 
       # Reads per second of +figures+ (one of quiet, flooded, elsewhere).

@@ -16,7 +16,7 @@ module Bench
         <<~MD.chomp
           ## Bus apply throughput
 
-          Two processes with L1-only synced stores on a bus redis-server of their own. Live: one process writes #{flooder_pace(result)} (single writes over #{Format.count(Flood::KEYS)} keys, #{Flood::VALUE_BYTES}-byte values) for #{result.window} s windows; the other applies. Capacity: the applier is stopped (SIGSTOP) while the other floods a channel of their own, so a backlog waits in Redis and in the applier's socket; capacity = changes / time from continuing the applier (SIGCONT) until its stats[:applied] shows all of them. Each figure is the median of #{result.rounds} round(s).
+          Two processes with L1-only synced stores on a bus redis-server of their own. Live: one process writes #{result.pace} (single writes over #{Format.count(Flood::KEYS)} keys, #{Flood::VALUE_BYTES}-byte values) for #{result.window} s windows; the other applies. Capacity: the applier is stopped (SIGSTOP) while the other floods a channel of their own, so a backlog waits in Redis and in the applier's socket; capacity = changes / time from continuing the applier (SIGCONT) until its stats[:applied] shows all of them. Each figure is the median of #{result.rounds} round(s).
 
           #{Format.table(%w[Figure Value], flood_rows(result))}
 
@@ -24,12 +24,6 @@ module Bench
 
           #{Format.table(["Reader", "Reads/s", "p50 (µs)", "p99 (µs)", "max (µs)"], reader_rows(result))}
         MD
-      end
-
-      def flooder_pace(result)
-        return "as fast as one Ruby thread can" unless result.fixed_rate
-
-        "at most #{Format.count(result.fixed_rate)} changes/s (bench/run --flood-rate)"
       end
 
       def flood_rows(result)
