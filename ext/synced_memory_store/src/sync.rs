@@ -15,6 +15,8 @@
 //! A panic while a lock is held (a bug; none crosses the FFI boundary) does not
 //! make the data unusable here: the lock is taken as it was left.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::PoisonError;
 use std::time::Instant;
 
@@ -69,5 +71,69 @@ impl Condvar {
 
     pub(crate) fn notify_all(&self) {
         self.0.notify_all();
+    }
+}
+
+/// State whose [`Mirrored`] lock keeps a summary of it readable without the lock.
+pub(crate) trait Summarized {
+    /// What is mirrored, computed under the lock each time it is released.
+    fn summary(&self) -> usize;
+}
+
+/// A [`Mutex`] whose value's [`Summarized::summary`] is stored, each time
+/// the lock is released, where it can be read without the lock: a hot path
+/// that has nothing to do unless the summary says so skips the lock, which
+/// another thread may be holding.
+///
+/// A thread reads a summary at least as recent as its own last release of
+/// the lock (its store comes before its load), and every later one was made
+/// under the lock too. So a summary that can change only under the lock
+/// shows every state the reading thread left in place: "0 changes under
+/// way" is certain for the changes that thread began.
+#[derive(Debug, Default)]
+pub(crate) struct Mirrored<T: Summarized> {
+    value: Mutex<T>,
+    summary: AtomicUsize,
+}
+
+impl<T: Summarized> Mirrored<T> {
+    /// Takes the lock.
+    pub(crate) fn lock(&self) -> MirroredGuard<'_, T> {
+        MirroredGuard {
+            value: self.value.lock(),
+            summary: &self.summary,
+        }
+    }
+
+    /// The summary as of the latest release of the lock.
+    pub(crate) fn summary(&self) -> usize {
+        self.summary.load(Ordering::Acquire)
+    }
+}
+
+/// A [`Mirrored`] lock, held; releasing it stores the summary.
+pub(crate) struct MirroredGuard<'a, T: Summarized> {
+    value: MutexGuard<'a, T>,
+    summary: &'a AtomicUsize,
+}
+
+impl<T: Summarized> Deref for MirroredGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: Summarized> DerefMut for MirroredGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+
+impl<T: Summarized> Drop for MirroredGuard<'_, T> {
+    fn drop(&mut self) {
+        // Runs before the field's own drop releases the lock.
+        self.summary.store(self.value.summary(), Ordering::Release);
     }
 }

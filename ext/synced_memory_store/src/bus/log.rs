@@ -37,6 +37,7 @@ use redis::{Connection, RedisResult, Value};
 
 use super::log_settings::LogSettings;
 use super::Link;
+use crate::sync::Summarized;
 
 /// Appends `ARGV[2]` (a signed message) to the stream `KEYS[1]`, trimmed to
 /// about `ARGV[1]` entries, and publishes it with `ARGV[4]` (`PUBLISH` or
@@ -326,6 +327,16 @@ impl Cursor {
     /// A replay from the stream ended at `through`.
     pub(crate) fn replay_ended(&mut self, through: Option<Position>) {
         self.replayed_through = through.or(self.position);
+    }
+}
+
+impl Summarized for Cursor {
+    /// 1 when the cursor holds a position or a replayed range, else 0: a
+    /// message from outside the log (every message without `bus_log:`)
+    /// then changes nothing ([`Cursor::replayed`] and [`Cursor::applied`]
+    /// with None only forget those), and the subscriber skips the lock.
+    fn summary(&self) -> usize {
+        usize::from(self.position.is_some() || self.replayed_through.is_some())
     }
 }
 

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::sync::{Condvar, Mutex};
+use crate::sync::{Condvar, Mirrored, Mutex};
 use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, ProtocolVersion, RedisResult};
 
 use crate::stats::Stats;
@@ -75,7 +75,7 @@ pub(crate) struct Bus {
     senders: Mutex<Senders>,
     /// Where the subscription stands in the channel's log (see `log.rs`);
     /// only the subscriber thread moves it.
-    cursor: Mutex<Cursor>,
+    cursor: Mirrored<Cursor>,
     subscription: Mutex<Subscription>,
     connection_changed: Condvar,
     /// Whether the publisher publishes (see `publisher_watch.rs`); only the
@@ -110,7 +110,7 @@ impl Bus {
             stats,
             events: Events::default(),
             senders: Mutex::new(Senders::default()),
-            cursor: Mutex::new(Cursor::default()),
+            cursor: Mirrored::default(),
             subscription: Mutex::new(Subscription::default()),
             connection_changed: Condvar::new(),
             publisher_watch: Mutex::default(),
@@ -158,7 +158,10 @@ impl Bus {
         };
         // Leases are never logged (see publisher.rs): they neither move nor
         // reset the node's place in the log.
-        if !Wire::carries_leases(message) && self.cursor.lock().replayed(at) {
+        if !Wire::carries_leases(message)
+            && self.moves_cursor(at)
+            && self.cursor.lock().replayed(at)
+        {
             // Applied from the stream while resubscribing (see `resume`).
             return;
         }
@@ -180,12 +183,18 @@ impl Bus {
                 // Only an admitted message moves the position: its id is
                 // not signed, and a replayed copy with a later id must not
                 // make a resubscription skip what it missed.
-                if !leases {
+                if !leases && self.moves_cursor(at) {
                     self.cursor.lock().applied(at);
                 }
             }
             Err(why) => self.reject(why, member),
         }
+    }
+
+    /// Whether a message at `at` in the log (None: outside it) can move the
+    /// cursor (see its [`crate::sync::Summarized`] impl).
+    fn moves_cursor(&self, at: Option<Position>) -> bool {
+        at.is_some() || self.cursor.summary() != 0
     }
 
     fn reject(&self, why: Rejection, member: &dyn Member) {

@@ -69,6 +69,11 @@ impl Node {
     /// dropped here and, for a published change, invalidated everywhere.
     /// Returns how many keys that was. Ending a change twice does nothing.
     pub(crate) fn end(&self, change: ChangeId) -> usize {
+        // A write finishes its key and so its change: no lock then, which the
+        // write's echo may be holding (see `Mirrored`).
+        if self.pending.summary() == 0 {
+            return 0;
+        }
         let mut pending = self.pending.lock();
         let Some((publish, keys)) = pending.end(change) else {
             return 0;

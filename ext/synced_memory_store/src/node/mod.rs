@@ -30,7 +30,7 @@ mod trust;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::sync::Mutex;
+use crate::sync::{Mirrored, Mutex};
 
 use crate::bus::Bus;
 use crate::config::Config;
@@ -56,7 +56,7 @@ pub(crate) struct Node {
     pub(crate) stats: Arc<Stats>,
     /// The bus, when sync is on.
     pub(crate) bus: Option<Arc<Bus>>,
-    pending: Mutex<Pending>,
+    pending: Mirrored<Pending>,
     leases: Leases,
     trust: Trust,
     config: Config,
@@ -76,7 +76,7 @@ impl Node {
                 .clone()
                 .map(|settings| Arc::new(Bus::new(settings, id, Arc::clone(&stats)))),
             stats,
-            pending: Mutex::new(Pending::default()),
+            pending: Mirrored::default(),
             leases: Leases::default(),
             trust: Trust::default(),
             config,

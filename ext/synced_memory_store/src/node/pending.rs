@@ -30,6 +30,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::sync::Summarized;
+
 /// Names one change under way (see [`Pending::begin`]).
 pub(crate) type ChangeId = u64;
 
@@ -94,15 +96,27 @@ impl Pending {
     /// the later one's L2 call began.) A silent change is only remembered, so
     /// that its keys can be dropped from L1 should it end unfinished.
     pub(crate) fn begin(&mut self, mut keys: Vec<Box<[u8]>>, publish: bool) -> ChangeId {
-        keys.sort_unstable();
-        keys.dedup();
+        if keys.len() > 1 {
+            keys.sort_unstable();
+            keys.dedup();
+        }
         if publish {
             for key in &keys {
-                let entry = self.by_key.entry(key.clone()).or_default();
-                if entry.under_way > 0 {
-                    entry.conflicted = true;
+                match self.by_key.get_mut(key) {
+                    Some(entry) => {
+                        if entry.under_way > 0 {
+                            entry.conflicted = true;
+                        }
+                        entry.under_way += 1;
+                    }
+                    None => {
+                        let entry = Entry {
+                            under_way: 1,
+                            ..Entry::default()
+                        };
+                        self.by_key.insert(key.clone(), entry);
+                    }
                 }
-                entry.under_way += 1;
             }
         }
         self.last_change += 1;
@@ -324,9 +338,20 @@ impl Pending {
     }
 }
 
+impl Summarized for Pending {
+    /// The number of changes under way: with it read outside the lock,
+    /// ending a change that already finished (every write's case) takes no
+    /// lock, which the echo of that very write may be holding on the
+    /// subscriber thread (see [`crate::node::Node::end`]).
+    fn summary(&self) -> usize {
+        self.open.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::Mirrored;
 
     fn begin(pending: &mut Pending, key: &[u8]) -> ChangeId {
         pending.begin(vec![key.into()], true)
@@ -516,5 +541,28 @@ mod tests {
         queue(&mut pending, b"x", 3);
         pending.touch_all();
         assert_eq!(pending.echo(b"x", 3), Echo::Conflicted);
+    }
+
+    #[test]
+    fn the_count_outside_the_lock_follows_every_change_until_it_ends() {
+        let shared = Mirrored::<Pending>::default();
+        let any_under_way = || shared.summary() > 0;
+        assert!(!any_under_way());
+        let both = shared
+            .lock()
+            .begin(vec![b"a".as_slice().into(), b"b".as_slice().into()], true);
+        assert!(any_under_way());
+        shared.lock().queued(b"a", 1, Some(both));
+        assert!(any_under_way(), "b is not finished yet");
+        let silent = shared.lock().begin(vec![b"c".as_slice().into()], false);
+        shared.lock().queued(b"b", 2, Some(both));
+        assert!(any_under_way(), "the silent change is still open");
+        shared.lock().finished_unpublished(b"c", silent);
+        assert!(!any_under_way(), "every key finished");
+        let raised = shared.lock().begin(vec![b"d".as_slice().into()], true);
+        assert!(any_under_way());
+        let ended = shared.lock().end(raised);
+        assert_eq!(ended, Some((true, vec![Box::from(&b"d"[..])])));
+        assert!(!any_under_way());
     }
 }
