@@ -54,10 +54,13 @@ module SyncedMemoryStore
       end
     end
 
-    # Counters for Store#stats: fetches answered with a stale value, and of
-    # those the ones answered without running the block (backing off).
-    def stats
-      { fail_safe_hits: @hits, fail_safe_backoffs: @backoffs }
+    # Adds the counters for Store#stats to the Hash +stats+ (returned):
+    # fetches answered with a stale value, and of those the ones answered
+    # without running the block (backing off).
+    def add_stats(stats)
+      stats[:fail_safe_hits] = @hits
+      stats[:fail_safe_backoffs] = @backoffs
+      stats
     end
 
     private

@@ -192,11 +192,15 @@ module SyncedMemoryStore
       Thread.handle_interrupt(Object => :never) { finish(key, flight) }
     end
 
-    # Counters for Store#stats: fetches that found another thread computing
-    # their key (and waited for it, or took its value), waits that ran out
-    # (the fetch then ran its block itself), and keys being computed now.
-    def stats
-      { fetch_waits: @waits, fetch_wait_timeouts: @wait_timeouts, fetches_in_flight: @table.size }
+    # Adds the counters for Store#stats to the Hash +stats+ (returned):
+    # fetches that found another thread computing their key (and waited for
+    # it, or took its value), waits that ran out (the fetch then ran its
+    # block itself), and keys being computed now.
+    def add_stats(stats)
+      stats[:fetch_waits] = @waits
+      stats[:fetch_wait_timeouts] = @wait_timeouts
+      stats[:fetches_in_flight] = @table.size
+      stats
     end
 
     private

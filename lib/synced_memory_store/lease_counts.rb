@@ -23,9 +23,9 @@ module SyncedMemoryStore
       @lock.synchronize { @counts[name] += 1 }
     end
 
-    # The counters, as a new Hash.
-    def to_h
-      @lock.synchronize { @counts.dup }
+    # Adds the counters to the Hash +stats+; returns it.
+    def add_stats(stats)
+      @lock.synchronize { stats.update(@counts) }
     end
   end
 end

@@ -64,10 +64,14 @@ module SyncedMemoryStore
       @lock.synchronize { @counts[name] += 1 }
     end
 
-    # The counters, as a new Hash, with refreshes_in_flight (refreshes
-    # queued or running now).
-    def stats
-      @lock.synchronize { @counts.merge(refreshes_in_flight: @keys.size) }
+    # Adds the counters, and refreshes_in_flight (refreshes queued or
+    # running now), to the Hash +stats+; returns it.
+    def add_stats(stats)
+      @lock.synchronize do
+        stats.update(@counts)
+        stats[:refreshes_in_flight] = @keys.size
+      end
+      stats
     end
 
     # Whether #stop was called.

@@ -30,7 +30,7 @@ module SyncedMemoryStore
       # stale value) and fail_safe_backoffs (of those, answered without
       # running the block, the key backing off).
       def stats
-        super.merge!(@refreshes.stats)
+        @refreshes.add_stats(super)
       end
 
       private

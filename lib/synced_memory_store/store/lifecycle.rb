@@ -50,7 +50,7 @@ module SyncedMemoryStore
       # settle which process computes a key (see FetchLease) the counters of
       # LeaseCounts.
       def stats
-        @node.stats.merge!(@flights.stats, @lease_counts.to_h)
+        @lease_counts.add_stats(@flights.add_stats(@node.stats))
       end
 
       # Whether the subscription to the bus is up (always false with sync off).

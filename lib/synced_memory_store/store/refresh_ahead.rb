@@ -47,7 +47,7 @@ module SyncedMemoryStore
       # Counters of Store#stats, with refreshes_ahead, refresh_ahead_skipped
       # and refresh_ahead_errors (see RefreshPool::COUNTERS).
       def stats
-        super.merge!(@refresh_pool.stats)
+        @refresh_pool.add_stats(super)
       end
 
       private

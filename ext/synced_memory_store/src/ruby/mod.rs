@@ -7,6 +7,7 @@ mod glob;
 mod node;
 mod nogvl;
 mod options;
+mod stats_hash;
 mod tree;
 mod value;
 

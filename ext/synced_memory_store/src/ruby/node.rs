@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use magnus::{function, method, prelude::*, Error, RArray, RHash, RString, Ruby, Symbol, Value};
 
+use super::stats_hash::stats_hash;
 use crate::bus::events::Event;
 use crate::l1::{Slot, Ticket};
 use crate::node::{ChangeId, Matcher, Node, Settling, Standing, Write};
@@ -595,50 +596,7 @@ impl RbNode {
 
     /// `stats`: a Hash of counters, L1 sizes and the bus state.
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
-        let node = &rb_self.node;
-        let stats = &node.stats;
-        let hash = ruby.hash_new();
-        let counters = [
-            ("l1_hits", &stats.l1_hits),
-            ("l1_misses", &stats.l1_misses),
-            ("l2_hits", &stats.l2_hits),
-            ("l2_misses", &stats.l2_misses),
-            ("published", &stats.published),
-            ("received", &stats.received),
-            ("applied", &stats.applied),
-            ("rejected", &stats.rejected),
-            ("missed", &stats.missed),
-            ("reconnects", &stats.reconnects),
-            ("resumed", &stats.resumed),
-            ("replayed", &stats.replayed),
-            ("dropped", &stats.dropped),
-            ("conflicts", &stats.conflicts),
-            ("undecodable", &stats.undecodable),
-            ("invalidated", &stats.invalidated),
-        ];
-        for (name, counter) in counters {
-            hash.aset(ruby.to_symbol(name), Stats::get(counter))?;
-        }
-        hash.aset(ruby.to_symbol("l1_entries"), node.l1.entry_count())?;
-        hash.aset(ruby.to_symbol("l1_bytes"), node.l1.weighted_size())?;
-        hash.aset(ruby.to_symbol("l1_budget"), node.l1.budget())?;
-        hash.aset(
-            ruby.to_symbol("queued"),
-            node.bus.as_ref().map_or(0, |bus| bus.outbox.len()),
-        )?;
-        hash.aset(ruby.to_symbol("pending"), node.pending_len())?;
-        hash.aset(ruby.to_symbol("connected"), node.connected())?;
-        hash.aset(ruby.to_symbol("trusted"), node.trusted())?;
-        hash.aset(
-            ruby.to_symbol("last_error"),
-            node.bus.as_ref().and_then(|bus| bus.last_error()),
-        )?;
-        let applied_at = Stats::get(&stats.last_applied_at);
-        hash.aset(
-            ruby.to_symbol("last_applied_at"),
-            (applied_at > 0).then(|| applied_at as f64 / 1e9),
-        )?;
-        Ok(hash)
+        stats_hash(ruby, &rb_self.node)
     }
 
     /// `wait_events(seconds)`: waits (without the GVL) up to `seconds` for
