@@ -477,4 +477,23 @@ mod tests {
             "an empty replay ends at the position"
         );
     }
+
+    #[test]
+    fn the_summary_says_when_a_message_from_outside_the_log_can_change_the_cursor() {
+        let mut cursor = Cursor::default();
+        cursor.restart(Some("e".into()));
+        assert_eq!(cursor.summary(), 0);
+        // What the subscriber skips when the summary is 0 changes nothing.
+        assert!(!cursor.replayed(None));
+        cursor.applied(None);
+        assert_eq!((cursor.summary(), cursor.resume_from("e")), (0, None));
+        cursor.applied(Some(at(5, 0)));
+        assert_eq!(cursor.summary(), 1, "a position to forget");
+        cursor.applied(None);
+        assert_eq!(cursor.summary(), 0);
+        cursor.replay_ended(Some(at(7, 0)));
+        assert_eq!(cursor.summary(), 1, "a replayed range to end");
+        assert!(!cursor.replayed(None));
+        assert_eq!(cursor.summary(), 0);
+    }
 }
