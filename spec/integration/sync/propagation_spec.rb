@@ -166,7 +166,7 @@ RSpec.describe "Sync: changes in one process reach another process's L1" do
     end
 
     # The echo of the earlier published change must not put its value back over
-    # the silent change (pending.rs: overridden_here, node.rs: change_silently).
+    # the silent change (node/pending.rs: overridden_here, node/change.rs: changed_silently).
     it "keeps a silent write in the writer's L1" do
       echo_after do
         writer.write("k", "published")

@@ -5,28 +5,37 @@
 //! and making each of some twenty Symbols from a new String cost most of the
 //! call.
 
+use std::sync::atomic::AtomicU64;
+
 use magnus::value::LazyId;
 use magnus::{Error, RHash, Ruby};
 
 use crate::node::Node;
 use crate::stats::Stats;
 
-static L1_HITS: LazyId = LazyId::new("l1_hits");
-static L1_MISSES: LazyId = LazyId::new("l1_misses");
-static L2_HITS: LazyId = LazyId::new("l2_hits");
-static L2_MISSES: LazyId = LazyId::new("l2_misses");
-static PUBLISHED: LazyId = LazyId::new("published");
-static RECEIVED: LazyId = LazyId::new("received");
-static APPLIED: LazyId = LazyId::new("applied");
-static REJECTED: LazyId = LazyId::new("rejected");
-static MISSED: LazyId = LazyId::new("missed");
-static RECONNECTS: LazyId = LazyId::new("reconnects");
-static RESUMED: LazyId = LazyId::new("resumed");
-static REPLAYED: LazyId = LazyId::new("replayed");
-static DROPPED: LazyId = LazyId::new("dropped");
-static CONFLICTS: LazyId = LazyId::new("conflicts");
-static UNDECODABLE: LazyId = LazyId::new("undecodable");
-static INVALIDATED: LazyId = LazyId::new("invalidated");
+/// One of the node's counters, read from its [`Stats`].
+type Counter = fn(&Stats) -> &AtomicU64;
+
+/// The counters, each under its name.
+static COUNTERS: [(LazyId, Counter); 16] = [
+    (LazyId::new("l1_hits"), |stats| &stats.l1_hits),
+    (LazyId::new("l1_misses"), |stats| &stats.l1_misses),
+    (LazyId::new("l2_hits"), |stats| &stats.l2_hits),
+    (LazyId::new("l2_misses"), |stats| &stats.l2_misses),
+    (LazyId::new("published"), |stats| &stats.published),
+    (LazyId::new("received"), |stats| &stats.received),
+    (LazyId::new("applied"), |stats| &stats.applied),
+    (LazyId::new("rejected"), |stats| &stats.rejected),
+    (LazyId::new("missed"), |stats| &stats.missed),
+    (LazyId::new("reconnects"), |stats| &stats.reconnects),
+    (LazyId::new("resumed"), |stats| &stats.resumed),
+    (LazyId::new("replayed"), |stats| &stats.replayed),
+    (LazyId::new("dropped"), |stats| &stats.dropped),
+    (LazyId::new("conflicts"), |stats| &stats.conflicts),
+    (LazyId::new("undecodable"), |stats| &stats.undecodable),
+    (LazyId::new("invalidated"), |stats| &stats.invalidated),
+];
+
 static L1_ENTRIES: LazyId = LazyId::new("l1_entries");
 static L1_BYTES: LazyId = LazyId::new("l1_bytes");
 static L1_BUDGET: LazyId = LazyId::new("l1_budget");
@@ -42,26 +51,8 @@ pub(super) fn stats_hash(ruby: &Ruby, node: &Node) -> Result<RHash, Error> {
     let stats = &node.stats;
     let hash = ruby.hash_new();
     let name = |id: &LazyId| LazyId::get_inner_with(id, ruby);
-    let counters = [
-        (&L1_HITS, &stats.l1_hits),
-        (&L1_MISSES, &stats.l1_misses),
-        (&L2_HITS, &stats.l2_hits),
-        (&L2_MISSES, &stats.l2_misses),
-        (&PUBLISHED, &stats.published),
-        (&RECEIVED, &stats.received),
-        (&APPLIED, &stats.applied),
-        (&REJECTED, &stats.rejected),
-        (&MISSED, &stats.missed),
-        (&RECONNECTS, &stats.reconnects),
-        (&RESUMED, &stats.resumed),
-        (&REPLAYED, &stats.replayed),
-        (&DROPPED, &stats.dropped),
-        (&CONFLICTS, &stats.conflicts),
-        (&UNDECODABLE, &stats.undecodable),
-        (&INVALIDATED, &stats.invalidated),
-    ];
-    for (id, counter) in counters {
-        hash.aset(name(id), Stats::get(counter))?;
+    for (id, counter) in &COUNTERS {
+        hash.aset(name(id), Stats::get(counter(stats)))?;
     }
     hash.aset(name(&L1_ENTRIES), node.l1.entry_count())?;
     hash.aset(name(&L1_BYTES), node.l1.weighted_size())?;
