@@ -30,10 +30,16 @@ module Bench
       File.read("/proc/cpuinfo")[/^model name\s*:\s*(.+)$/, 1] || "unknown CPU"
     end
 
-    def commit
-      sha = command("git", "-C", ROOT, "rev-parse", "--short", "HEAD").strip
-      dirty = !command("git", "-C", ROOT, "status", "--porcelain", "--", "lib", "ext").strip.empty?
+    # The checkout at +root+'s commit, and whether its lib/ or ext/ differ from it.
+    def commit(root = ROOT)
+      sha = command("git", "-C", root, "rev-parse", "--short", "HEAD").strip
+      dirty = !command("git", "-C", root, "status", "--porcelain", "--", "lib", "ext").strip.empty?
       sha.empty? ? "unknown" : "#{sha}#{" (with uncommitted changes to lib/ or ext/)" if dirty}"
+    end
+
+    # A checkout for bench/compare's report: where it is and its commit.
+    def describe_checkout(root)
+      "#{root} (commit #{commit(root)})"
     end
 
     def rustc

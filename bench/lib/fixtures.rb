@@ -30,9 +30,10 @@ module Bench
 
     # Starts peer processes named +names+ (in parallel); with store options,
     # each opens its :main store with them and waits for its bus connection
-    # when sync is on.
-    def peers(*names, **store_options)
-      launches = names.map { |name| Peer.launch(name: name.to_s, dir: @dir) }
+    # when sync is on. With +checkout+, they run another checkout's build (see
+    # Peer.launch).
+    def peers(*names, checkout: nil, **store_options)
+      launches = names.map { |name| Peer.launch(name: name.to_s, dir: @dir, checkout: checkout) }
       peers = launches.map do |launch|
         launch.connect.tap { |peer| @peers << peer }
       rescue StandardError

@@ -54,25 +54,28 @@ module Bench
       scale < 0.1 ? 1 : REPETITIONS
     end
 
-    private
-
-    def series(readers, mode)
-      runs = Array.new(@repetitions) do |repetition|
-        run_once(readers, mode, "propagation-#{mode}-#{readers.size}-#{repetition}")
-      end
-      Series.new(readers: readers.size, mode: mode, writes: @writes, runs: runs)
-    end
-
-    def run_once(readers, mode, key)
+    # One run: +writer+ (a Peer with its store open) writes 1, 2, 3 … to +key+
+    # while +readers+ read it in +mode+ (:tight or :sleepy); returns the Run.
+    # (bench/compare runs it for two builds in turn.)
+    def run_once(writer, readers, mode, key)
       max_seconds = (@writes * 0.02) + 60
       readers.each do |reader|
         reader.start_reader(key, mode: mode, interval: SLEEPY_INTERVAL, max_seconds: max_seconds)
       end
-      @writer.write_series(key, (-WARM_UP..-1).to_a, Array.new(WARM_UP, 0.002)) # loads the code paths; not counted
+      writer.write_series(key, (-WARM_UP..-1).to_a, Array.new(WARM_UP, 0.002)) # loads the code paths; not counted
       gaps = Array.new(@writes) { 0.002 + (@rng.rand * 0.003) }
-      writes = @writer.write_series(key, (1..@writes).to_a, gaps, within: max_seconds)
+      writes = writer.write_series(key, (1..@writes).to_a, gaps, within: max_seconds)
       readers.each { |reader| Fixtures.wait_until(5) { reader.l1_read(key) == [:hit, @writes] } }
       analyse(writes, readers.map(&:stop_reader))
+    end
+
+    private
+
+    def series(readers, mode)
+      runs = Array.new(@repetitions) do |repetition|
+        run_once(@writer, readers, mode, "propagation-#{mode}-#{readers.size}-#{repetition}")
+      end
+      Series.new(readers: readers.size, mode: mode, writes: @writes, runs: runs)
     end
 
     def analyse(writes, records)

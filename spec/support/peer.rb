@@ -33,6 +33,8 @@ class Peer
 
   PROGRAM = File.expand_path("peer_process.rb", __dir__)
   LIB = File.expand_path("../../lib", __dir__)
+  # Where PROGRAM is in any checkout of the gem.
+  PROGRAM_IN_CHECKOUT = "spec/support/peer_process.rb"
 
   # Store methods forwarded as they are (see PeerProcess::STORE_METHODS).
   STORE_METHODS = %i[

@@ -67,7 +67,7 @@ class Soak
     l2_server = @fixtures.start_redis
     @convergence = Convergence.new(l2_url: l2_server.url, namespace: @fixtures.l2_namespace,
                                    keys: @settings.keys + SoakWorkload::Operations::HOT_KEYS,
-                                   counters: @settings.counters, tag_keys: SoakWorkload::Operations::TAG_KEYS)
+                                   counters: @settings.counters, tag_keys: SoakWorkload::Operations.tag_keys)
     @fleet = Fleet.new(@settings, fixtures: @fixtures, store_options: store_options(l2_server))
     @bus_chaos = BusChaos.new(@bus, rng: Random.new(@rng.rand(1 << 30)), gap: @settings.bus_gap,
                                     down: @settings.bus_down)

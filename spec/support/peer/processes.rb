@@ -12,12 +12,15 @@ class Peer
   # but reaped by its own parent.
   module Processes
     # Starts a peer process, with +env+ added to its environment; #connect on
-    # the result waits until it is ready.
-    def launch(name:, dir:, env: {})
+    # the result waits until it is ready. With +checkout+ (the root of another
+    # checkout of this gem, built), the process runs that checkout's lib/ and
+    # peer program instead of this one's (bench/compare's baseline).
+    def launch(name:, dir:, env: {}, checkout: nil)
       socket_path = File.join(dir, "#{name}.sock")
       log_path = File.join(dir, "#{name}.log")
       server = UNIXServer.new(socket_path)
-      pid = Process.spawn(env, RbConfig.ruby, "-I", LIB, PROGRAM, socket_path,
+      lib, program = checkout ? [File.join(checkout, "lib"), File.join(checkout, PROGRAM_IN_CHECKOUT)] : [LIB, PROGRAM]
+      pid = Process.spawn(env, RbConfig.ruby, "-I", lib, program, socket_path,
                           in: File::NULL, out: [log_path, "a"], err: %i[child out])
       Launch.new(name, pid, server, socket_path, log_path)
     end

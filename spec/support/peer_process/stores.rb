@@ -87,9 +87,12 @@ class PeerProcess
     end
 
     # What L1 alone holds for +key+, as a read would use it now (trust included):
-    # [:hit, value] or [:miss]. Never reads L2, never fills.
+    # [:hit, value] or [:miss]. Never reads L2, never fills. (bench/compare
+    # also runs this program on builds from before read_hit: their node's
+    # read does the same with a last argument of false.)
     def command_l1_read(key)
-      value = store.instance_variable_get(:@node).read_hit(key, nil, L1_MISS)
+      node = store.instance_variable_get(:@node)
+      value = node.respond_to?(:read_hit) ? node.read_hit(key, nil, L1_MISS) : node.read(key, nil, L1_MISS, false)
       L1_MISS.equal?(value) ? [:miss] : [:hit, value]
     end
 

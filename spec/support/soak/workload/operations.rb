@@ -19,10 +19,13 @@ class SoakWorkload
     # Larger than the store's default broadcast_max_bytes (64 KiB).
     BIG_VALUE_BYTES = 70 * 1024
 
-    # The tags of tagged writes (one or two each), and the keys of their
-    # versions, which the convergence check compares too.
+    # The tags of tagged writes (one or two each).
     TAGS = %w[t0 t1 t2 t3].freeze
-    TAG_KEYS = TAGS.map { |tag| "#{SyncedMemoryStore::Store::TAG_KEY_PREFIX}#{tag}" }.freeze
+
+    # The keys of the tags' versions, which the convergence check compares too.
+    def self.tag_keys
+      TAGS.map { |tag| "#{SyncedMemoryStore::Store::TAG_KEY_PREFIX}#{tag}" }
+    end
 
     # Keys read mostly by fetches with a short expiry and changed rarely, so
     # that their entries live long enough to enter their refresh window
