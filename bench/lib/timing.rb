@@ -59,7 +59,11 @@ module Bench
 
     # The +fraction+ percentile of +values+ (nearest rank).
     def percentile(values, fraction)
-      sorted = values.sort
+      percentile_of_sorted(values.sort, fraction)
+    end
+
+    # As #percentile, for values already sorted.
+    def percentile_of_sorted(sorted, fraction)
       sorted[((sorted.size * fraction).ceil - 1).clamp(0, sorted.size - 1)]
     end
   end

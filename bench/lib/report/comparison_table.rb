@@ -12,7 +12,9 @@ module Bench
     # for both builds, so that each resample keeps the pairs measured side by
     # side).
     class ComparisonTable
-      RESAMPLES = 1000
+      RESAMPLES = 400
+      FRACTIONS = [0.5, 0.99].freeze
+      BUILDS = %i[baseline current].freeze
       SERIES = [[1, :tight], [1, :sleepy], [8, :tight], [8, :sleepy]].freeze
 
       # +runs+: Comparison#runs, of +writes+ writes each; +baseline+ and
@@ -50,50 +52,53 @@ module Bench
 
       def figure_rows
         all = (0...@runs.values.first.size).to_a
+        measured = percentiles(all)
+        resampled = Array.new(RESAMPLES) { percentiles(Array.new(all.size) { all.sample(random: @random) }) }
         figures.map do |name, unit, figure|
-          baseline = figure.call(all, :baseline)
-          current = figure.call(all, :current)
-          low, high = interval(figure, all)
+          baseline = figure.call(measured, :baseline)
+          current = figure.call(measured, :current)
+          ratios = resampled.map { |sample| figure.call(sample, :current) / figure.call(sample, :baseline) }
           [name, unit.call(baseline), unit.call(current), Format.ratio(current / baseline),
-           "#{Format.ratio(low)} – #{Format.ratio(high)}"]
+           "#{Format.ratio(Timing.percentile(ratios, 0.025))} – #{Format.ratio(Timing.percentile(ratios, 0.975))}"]
         end
       end
 
-      # [name, formatter, lambda(segment indices, build) -> value] for each
-      # figure measured: the percentiles, and the goals' ratios of the eight
-      # readers' p99 to one reader's.
+      # [name, formatter, lambda(percentiles, build) -> value] for each figure
+      # measured: the percentiles, and the goals' ratios of the eight readers'
+      # p99 to one reader's.
       def figures
         micros = ->(seconds) { "#{Format.micros(seconds)} µs" }
-        list = SERIES.flat_map do |readers, mode|
-          next [] if @runs[[readers, mode, :baseline]].empty?
-
-          [0.5, 0.99].map do |fraction|
+        list = measured_series.flat_map do |readers, mode|
+          FRACTIONS.map do |fraction|
             ["p#{(fraction * 100).round} #{readers} #{mode}", micros,
-             ->(indices, build) { pooled(readers, mode, indices, build, fraction) }]
+             ->(percentiles, build) { percentiles[[readers, mode, build, fraction]] }]
           end
         end
         %i[tight sleepy].each do |mode|
-          next if @runs[[8, mode, :baseline]].empty? || @runs[[1, mode, :baseline]].empty?
+          next unless measured_series.include?([8, mode]) && measured_series.include?([1, mode])
 
-          list << ["p99 8 #{mode} / p99 1 #{mode}", Format.method(:ratio), lambda { |indices, build|
-            pooled(8, mode, indices, build, 0.99) / pooled(1, mode, indices, build, 0.99)
+          list << ["p99 8 #{mode} / p99 1 #{mode}", Format.method(:ratio), lambda { |percentiles, build|
+            percentiles[[8, mode, build, 0.99]] / percentiles[[1, mode, build, 0.99]]
           }]
         end
         list
       end
 
-      def pooled(readers, mode, indices, build, fraction)
-        runs = @runs[[readers, mode, build]]
-        Timing.percentile(indices.flat_map { |index| runs[index].visible }, fraction)
+      def measured_series
+        SERIES.reject { |readers, mode| @runs[[readers, mode, :baseline]].empty? }
       end
 
-      # The 2.5th and 97.5th percentiles of the figure's ratio over resamples.
-      def interval(figure, all)
-        ratios = Array.new(RESAMPLES) do
-          indices = Array.new(all.size) { all.sample(random: @random) }
-          figure.call(indices, :current) / figure.call(indices, :baseline)
+      # { [readers, mode, build, fraction] => seconds }: each series' FRACTIONS
+      # percentiles over the segments at +indices+ (repeats count again),
+      # pooled, for both builds.
+      def percentiles(indices)
+        measured_series.product(BUILDS).each_with_object({}) do |((readers, mode), build), result|
+          runs = @runs[[readers, mode, build]]
+          sorted = indices.flat_map { |index| runs[index].visible }.sort!
+          FRACTIONS.each do |fraction|
+            result[[readers, mode, build, fraction]] = Timing.percentile_of_sorted(sorted, fraction)
+          end
         end
-        [Timing.percentile(ratios, 0.025), Timing.percentile(ratios, 0.975)]
       end
 
       def missed_rows
