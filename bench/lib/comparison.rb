@@ -18,11 +18,13 @@ module Bench
   # build draws the same write gaps as the other build's.
   class Comparison
     BUILDS = %i[baseline current].freeze
+    MODES = %i[tight sleepy].freeze
+    READER_COUNTS = [1, Propagation::READERS].freeze
 
     # { [readers, mode, build] => [Propagation::Run, …] }, one Run per segment.
     attr_reader :runs
 
-    def initialize(fixtures, baseline:, segments:, writes:, reader_counts: [1, Propagation::READERS], progress: nil)
+    def initialize(fixtures, baseline:, segments:, writes:, reader_counts: READER_COUNTS, progress: nil)
       @fixtures = fixtures
       @checkouts = { baseline: baseline, current: nil }
       @segments = segments
@@ -66,7 +68,7 @@ module Bench
 
     def measure_segment(builds, count, segment)
       order = segment.even? ? BUILDS : BUILDS.reverse
-      %i[tight sleepy].each do |mode|
+      MODES.each do |mode|
         order.each do |name|
           build = builds.fetch(name)
           key = "compare-#{count}-#{mode}-#{segment}"

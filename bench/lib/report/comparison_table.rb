@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require_relative "../comparison"
 require_relative "../format"
 require_relative "../timing"
 
@@ -14,8 +15,8 @@ module Bench
     class ComparisonTable
       RESAMPLES = 400
       FRACTIONS = [0.5, 0.99].freeze
-      BUILDS = %i[baseline current].freeze
-      SERIES = [[1, :tight], [1, :sleepy], [8, :tight], [8, :sleepy]].freeze
+      SERIES = Comparison::READER_COUNTS.product(Comparison::MODES).freeze
+      MANY = Propagation::READERS
 
       # +runs+: Comparison#runs, of +writes+ writes each; +baseline+ and
       # +current+ name the two builds.
@@ -74,11 +75,11 @@ module Bench
              ->(percentiles, build) { percentiles[[readers, mode, build, fraction]] }]
           end
         end
-        %i[tight sleepy].each do |mode|
-          next unless measured_series.include?([8, mode]) && measured_series.include?([1, mode])
+        Comparison::MODES.each do |mode|
+          next unless measured_series.include?([MANY, mode]) && measured_series.include?([1, mode])
 
-          list << ["p99 8 #{mode} / p99 1 #{mode}", Format.method(:ratio), lambda { |percentiles, build|
-            percentiles[[8, mode, build, 0.99]] / percentiles[[1, mode, build, 0.99]]
+          list << ["p99 #{MANY} #{mode} / p99 1 #{mode}", Format.method(:ratio), lambda { |percentiles, build|
+            percentiles[[MANY, mode, build, 0.99]] / percentiles[[1, mode, build, 0.99]]
           }]
         end
         list
@@ -92,7 +93,7 @@ module Bench
       # percentiles over the segments at +indices+ (repeats count again),
       # pooled, for both builds.
       def percentiles(indices)
-        measured_series.product(BUILDS).each_with_object({}) do |((readers, mode), build), result|
+        measured_series.product(Comparison::BUILDS).each_with_object({}) do |((readers, mode), build), result|
           runs = @runs[[readers, mode, build]]
           sorted = indices.flat_map { |index| runs[index].visible }.sort!
           FRACTIONS.each do |fraction|
