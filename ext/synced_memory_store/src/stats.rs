@@ -16,6 +16,9 @@ pub(crate) struct Stats {
     pub(crate) l2_misses: AtomicU64,
     /// Changes this node published.
     pub(crate) published: AtomicU64,
+    /// Of those, the changes sent by the thread that made them, the publisher
+    /// thread being idle (see `bus/direct.rs`).
+    pub(crate) published_directly: AtomicU64,
     /// Messages this node received from the bus (its own echoes included).
     pub(crate) received: AtomicU64,
     /// Changes this node applied from received messages.

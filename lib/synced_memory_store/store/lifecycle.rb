@@ -32,8 +32,10 @@ module SyncedMemoryStore
 
       # Counters and state: :l1_hits, :l1_misses, :l2_hits, :l2_misses,
       # :l1_entries, :l1_bytes, :l1_budget; and for the bus :published (changes
-      # sent), :received (messages, own echoes included), :applied (changes),
-      # :rejected (messages not applied: garbage, forged, replayed, unreadable),
+      # sent), :published_directly (of those, the ones the thread that made
+      # them sent, the publisher thread being idle), :received (messages, own
+      # echoes included), :applied (changes), :rejected (messages not applied:
+      # garbage, forged, replayed, unreadable),
       # :missed (times L1 was dropped because a message that may have carried
       # a change could not be read), :reconnects, :resumed (of those, the ones
       # that kept L1, the channel's log holding what was missed), :replayed

@@ -110,11 +110,15 @@ RSpec.describe "Sync: changes in one process reach another process's L1" do
       # The write's own echo settles it; a silent change before then is undone
       # by the echo (see "silent changes racing their key's echo" below).
       eventually { writer.stats[:pending].zero? }
+      # A change counts as published once Redis answered its PUBLISH; the
+      # answer to one sent directly is read later (flush_sync waits for it).
+      writer.flush_sync(5)
       published = writer.stats[:published]
 
       writer.write("quiet", "silent", silent: true)
       # Anything the silent write had published would be ordered before this.
       settle(writer, reader)
+      writer.flush_sync(5)
 
       expect(reader.read("quiet")).to eq("before")
       expect(writer.read("quiet")).to eq("silent")

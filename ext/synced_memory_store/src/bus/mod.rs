@@ -8,6 +8,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod cluster_settings;
+pub(crate) mod direct;
 pub(crate) mod events;
 pub(crate) mod failure;
 pub(crate) mod log;
@@ -34,6 +35,7 @@ use crate::sync::{Condvar, Mirrored, Mutex};
 use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, ProtocolVersion, RedisResult};
 
 use crate::stats::Stats;
+use direct::Publishing;
 use events::{Event, Events};
 use log::{Cursor, Entries, Position};
 use message::{Batch, Op, Rejection, Wire};
@@ -68,6 +70,8 @@ pub(crate) struct Bus {
     pub(crate) sender: u64,
     /// Changes waiting for the publisher thread.
     pub(crate) outbox: Outbox,
+    /// The publisher's connection (see `direct.rs`).
+    publishing: Mutex<Publishing>,
     /// The node's counters.
     pub(crate) stats: Arc<Stats>,
     /// State changes and rejections, for the application.
@@ -105,6 +109,7 @@ impl Bus {
     pub(crate) fn new(settings: BusSettings, sender: u64, stats: Arc<Stats>) -> Bus {
         Bus {
             outbox: Outbox::new(settings.queue_capacity),
+            publishing: Mutex::default(),
             settings,
             sender,
             stats,
@@ -130,13 +135,19 @@ impl Bus {
         ]
     }
 
-    /// Queues `op` for publication; returns its sequence number. A change that
-    /// finds the queue full is counted as dropped (a clear follows it).
+    /// Queues `op` for publication and sends it from this thread if the
+    /// publisher is idle (see `direct.rs`), else wakes the publisher; returns
+    /// its sequence number. A change that finds the queue full is counted as
+    /// dropped (a clear follows it).
     pub(crate) fn queue(&self, op: Op) -> u64 {
-        let (seq, queued) = self.outbox.push(op);
+        let (seq, queued) = self.outbox.push_quietly(op);
         if !queued {
             Stats::bump(&self.stats.dropped);
         }
+        // The publisher reads a direct send's answer later (see
+        // `Outbox::wake_for_answers`); it is woken for what is left queued.
+        self.publish_directly();
+        self.outbox.wake();
         seq
     }
 
@@ -380,6 +391,7 @@ impl Bus {
     /// trusted, and the publisher is watched (see `publisher_watch.rs`).
     pub(crate) fn pinged(&self, member: &dyn Member, sent_at: u64) {
         member.extend_trust(sent_at);
+        self.outbox.wake_for_answers();
         let (published_through, last_queued) = self.outbox.progress();
         let health = &self.settings.health;
         let verdict = self.publisher_watch.lock().look(

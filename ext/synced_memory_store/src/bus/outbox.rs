@@ -1,6 +1,11 @@
 //! The publish queue between Ruby threads (which never wait on the network) and
 //! the publisher thread.
 //!
+//! A thread that queues a change while the publisher is idle may send it
+//! itself (see `direct.rs`): it takes the change from here with
+//! [`Outbox::take_direct`], and the publisher reads the answer later, which
+//! [`Outbox::take`] hands it with its next batch.
+//!
 //! Every queued change gets the next sequence number under the queue's lock, so
 //! the order of sequence numbers is the order of publication. The queue is
 //! bounded: a change that finds it full is dropped, and a `Clear` is queued
@@ -32,7 +37,29 @@ struct State {
     taker_waiting: bool,
     /// Threads waiting in `wait_published`: only they need `published`'s wake.
     progress_waiters: usize,
+    /// The last change handed to the publisher in a batch: until it is
+    /// published nothing is sent directly, which could overtake it.
+    taken_through: u64,
+    /// The changes of each PUBLISH sent directly whose answer the publisher
+    /// has not read yet, in the order they were sent (as they would be
+    /// requeued, see `requeue_safely`).
+    unanswered: Vec<Vec<Change>>,
 }
+
+/// What the publisher is handed: the directly sent PUBLISHes whose answers it
+/// reads first, then a batch to publish (either may be empty, not both).
+pub(crate) struct Work {
+    pub(crate) answers: Vec<Vec<Change>>,
+    pub(crate) batch: Vec<Change>,
+}
+
+/// Largest rough size of what one direct PUBLISH carries; the answers
+/// outstanding are bounded too, so that a server that stopped reading can
+/// never make a direct send wait for room in the socket's buffers.
+pub(crate) const DIRECT_BYTES: usize = 4096;
+
+/// Most direct PUBLISHes waiting for their answers.
+pub(crate) const DIRECT_UNANSWERED: usize = 8;
 
 /// The bounded queue of changes waiting to be published.
 pub(crate) struct Outbox {
@@ -53,9 +80,19 @@ impl Outbox {
         }
     }
 
-    /// Queues `op`; returns its sequence number and whether it was queued (false:
-    /// the queue was full, the op is dropped and a `Clear` will follow).
+    /// Queues `op` and wakes the publisher; returns its sequence number and
+    /// whether it was queued (false: the queue was full, the op is dropped and
+    /// a `Clear` will follow).
+    #[cfg(test)]
     pub(crate) fn push(&self, op: Op) -> (u64, bool) {
+        let pushed = self.push_quietly(op);
+        self.wake();
+        pushed
+    }
+
+    /// As `push`, without waking the publisher: the caller may send the
+    /// change itself (see `take_direct`), and calls `wake` after.
+    pub(crate) fn push_quietly(&self, op: Op) -> (u64, bool) {
         let mut state = self.state.lock();
         state.last_seq += 1;
         let seq = state.last_seq;
@@ -65,18 +102,62 @@ impl Outbox {
         } else {
             state.overflowed = true;
         }
-        let wake = state.taker_waiting;
+        (seq, queued)
+    }
+
+    /// Wakes the publisher if it waits and changes are queued for it.
+    pub(crate) fn wake(&self) {
+        let state = self.state.lock();
+        let wake = state.taker_waiting && (!state.queue.is_empty() || state.overflowed);
         drop(state);
         if wake {
             self.work.notify_one();
         }
-        (seq, queued)
     }
 
-    /// Waits for changes and takes up to `max_changes` of them (and at most
-    /// `max_bytes` by their rough size, but always at least one). Returns None
-    /// once the queue is closed and empty.
-    pub(crate) fn take(&self, max_changes: usize, max_bytes: usize) -> Option<Vec<Change>> {
+    /// Wakes the publisher if it waits and answers to direct sends are
+    /// unread. They are read lazily (a wake right after the send would
+    /// compete for the CPU with the message's delivery): with the next batch,
+    /// when [`DIRECT_UNANSWERED`] are outstanding, at the subscription's next
+    /// PING, or when someone waits for publication.
+    pub(crate) fn wake_for_answers(&self) {
+        let state = self.state.lock();
+        self.wake_for_answers_locked(&state);
+    }
+
+    fn wake_for_answers_locked(&self, state: &State) {
+        if state.taker_waiting && !state.unanswered.is_empty() {
+            self.work.notify_one();
+        }
+    }
+
+    /// Takes what is queued for a direct PUBLISH, if the publisher could not
+    /// be overtaken by it: nothing handed to it is unpublished, nothing was
+    /// dropped, the queue's first changes fit in [`DIRECT_BYTES`] and fewer
+    /// than [`DIRECT_UNANSWERED`] direct PUBLISHes await their answers. The
+    /// changes count as unanswered until the publisher reads the answer.
+    pub(crate) fn take_direct(&self) -> Option<Vec<Change>> {
+        let mut state = self.state.lock();
+        if state.closed
+            || state.overflowed
+            || state.queue.is_empty()
+            || state.published_through < state.taken_through
+            || state.unanswered.len() >= DIRECT_UNANSWERED
+        {
+            return None;
+        }
+        let changes = take_run(&mut state.queue, usize::MAX, DIRECT_BYTES, false)?;
+        state
+            .unanswered
+            .push(changes.iter().map(safe_copy).collect());
+        Some(changes)
+    }
+
+    /// Waits for work and takes it: the answers to read (see `take_direct`)
+    /// and up to `max_changes` queued changes (and at most `max_bytes` by
+    /// their rough size, but always at least one). Returns None once the
+    /// queue is closed, empty and every answer read.
+    pub(crate) fn take(&self, max_changes: usize, max_bytes: usize) -> Option<Work> {
         let mut state = self.state.lock();
         loop {
             if state.overflowed {
@@ -86,26 +167,14 @@ impl Outbox {
                 let seq = state.last_seq;
                 state.queue.push_back(Change { seq, op: Op::Clear });
             }
-            if !state.queue.is_empty() {
-                let mut bytes = 0;
-                let mut changes = Vec::with_capacity(state.queue.len().min(max_changes));
-                // Leases travel in batches of their own (see message.rs).
-                let leases = state
-                    .queue
-                    .front()
-                    .is_some_and(|change| change.op.is_lease());
-                while let Some(change) = state.queue.front() {
-                    let size = rough_size(&change.op);
-                    if change.op.is_lease() != leases
-                        || !changes.is_empty()
-                            && (changes.len() >= max_changes || bytes + size > max_bytes)
-                    {
-                        break;
-                    }
-                    bytes += size;
-                    changes.push(state.queue.pop_front().expect("front was Some"));
-                }
-                return Some(changes);
+            let batch =
+                take_run(&mut state.queue, max_changes, max_bytes, true).unwrap_or_default();
+            if let Some(last) = batch.last() {
+                state.taken_through = last.seq;
+            }
+            if !batch.is_empty() || !state.unanswered.is_empty() {
+                let answers = std::mem::take(&mut state.unanswered);
+                return Some(Work { answers, batch });
             }
             if state.closed {
                 return None;
@@ -155,6 +224,7 @@ impl Outbox {
         let mut state = self.state.lock();
         let target = state.last_seq;
         while state.published_through < target {
+            self.wake_for_answers_locked(&state);
             state.progress_waiters += 1;
             let (woken, timed_out) = self.progress.wait_until(state, deadline);
             state = woken;
@@ -173,9 +243,11 @@ impl Outbox {
         (state.published_through, state.last_seq)
     }
 
-    /// Whether every change queued so far has been published.
+    /// Whether every change queued so far has been published (waking the
+    /// publisher for unread answers, since someone is waiting to know).
     pub(crate) fn drained(&self) -> bool {
         let state = self.state.lock();
+        self.wake_for_answers_locked(&state);
         state.queue.is_empty() && state.published_through >= state.last_seq
     }
 
@@ -196,6 +268,47 @@ impl Outbox {
         self.work.notify_all();
         self.progress.notify_all();
     }
+}
+
+/// What to keep of a change sent directly, for `requeue_safely` should its
+/// answer not come: a write's key (it becomes an invalidation), or the
+/// change itself.
+fn safe_copy(change: &Change) -> Change {
+    let op = match &change.op {
+        Op::Put { key, .. } => Op::Invalidate { key: key.clone() },
+        other => other.clone(),
+    };
+    Change {
+        seq: change.seq,
+        op,
+    }
+}
+
+/// Takes the queue's first changes for one PUBLISH: up to `max_changes`, at
+/// most `max_bytes` by their rough size, and never a lease beside other
+/// changes (leases travel in batches of their own, see message.rs). With
+/// `at_least_one`, a first change over the byte budget is taken alone;
+/// without, nothing is taken then (None, as for an empty queue).
+fn take_run(
+    queue: &mut VecDeque<Change>,
+    max_changes: usize,
+    max_bytes: usize,
+    at_least_one: bool,
+) -> Option<Vec<Change>> {
+    let leases = queue.front()?.op.is_lease();
+    let mut bytes = 0;
+    let mut changes = Vec::with_capacity(queue.len().min(max_changes).min(16));
+    while let Some(change) = queue.front() {
+        let size = rough_size(&change.op);
+        let fits = changes.len() < max_changes && bytes + size <= max_bytes;
+        let alone = changes.is_empty() && at_least_one;
+        if change.op.is_lease() != leases || !(fits || alone) {
+            break;
+        }
+        bytes += size;
+        changes.push(queue.pop_front().expect("front was Some"));
+    }
+    (!changes.is_empty()).then_some(changes)
 }
 
 fn rough_size(op: &Op) -> usize {
@@ -224,9 +337,9 @@ mod tests {
         for i in 0..5 {
             assert_eq!(outbox.push(invalidate(&format!("k{i}"))), (i + 1, true));
         }
-        let first = outbox.take(2, usize::MAX).unwrap();
+        let first = outbox.take(2, usize::MAX).unwrap().batch;
         assert_eq!(first.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
-        let rest = outbox.take(10, 1).unwrap();
+        let rest = outbox.take(10, 1).unwrap().batch;
         assert_eq!(
             rest.len(),
             1,
@@ -241,7 +354,7 @@ mod tests {
         assert!(outbox.push(invalidate("a")).1);
         assert!(outbox.push(invalidate("b")).1);
         assert_eq!(outbox.push(invalidate("c")), (3, false));
-        let batch = outbox.take(10, usize::MAX).unwrap();
+        let batch = outbox.take(10, usize::MAX).unwrap().batch;
         assert_eq!(batch.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2, 4]);
         assert_eq!(batch[2].op, Op::Clear);
     }
@@ -254,10 +367,10 @@ mod tests {
             record: crate::record::Record::new(crate::record::Kind::Nil, vec![]),
             keep_for: None,
         });
-        let failed = outbox.take(10, usize::MAX).unwrap();
+        let failed = outbox.take(10, usize::MAX).unwrap().batch;
         outbox.push(invalidate("meanwhile"));
         outbox.requeue_safely(failed);
-        let batch = outbox.take(10, usize::MAX).unwrap();
+        let batch = outbox.take(10, usize::MAX).unwrap().batch;
         assert_eq!(batch.iter().map(|c| c.seq).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(batch[1].op, invalidate("k"));
     }
@@ -270,7 +383,7 @@ mod tests {
         let publisher = {
             let outbox = outbox.clone();
             std::thread::spawn(move || {
-                let batch = outbox.take(10, usize::MAX).unwrap();
+                let batch = outbox.take(10, usize::MAX).unwrap().batch;
                 outbox.published(batch.last().unwrap().seq);
             })
         };
@@ -289,12 +402,12 @@ mod tests {
         outbox.push(Op::Release { key: b"k".to_vec() });
         outbox.push(invalidate("b"));
         let kinds = |batch: Vec<Change>| batch.iter().map(|c| c.seq).collect::<Vec<_>>();
-        assert_eq!(kinds(outbox.take(10, usize::MAX).unwrap()), [1]);
-        let leases = outbox.take(10, usize::MAX).unwrap();
+        assert_eq!(kinds(outbox.take(10, usize::MAX).unwrap().batch), [1]);
+        let leases = outbox.take(10, usize::MAX).unwrap().batch;
         assert_eq!(kinds(leases.clone()), [2, 3]);
-        assert_eq!(kinds(outbox.take(10, usize::MAX).unwrap()), [4]);
+        assert_eq!(kinds(outbox.take(10, usize::MAX).unwrap().batch), [4]);
         outbox.requeue_safely(leases);
-        let again = outbox.take(10, usize::MAX).unwrap();
+        let again = outbox.take(10, usize::MAX).unwrap().batch;
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].op, Op::Release { key: b"k".to_vec() });
     }
@@ -304,7 +417,7 @@ mod tests {
         let outbox = std::sync::Arc::new(Outbox::new(10));
         let taker = {
             let outbox = outbox.clone();
-            std::thread::spawn(move || outbox.take(10, usize::MAX).unwrap().len())
+            std::thread::spawn(move || outbox.take(10, usize::MAX).unwrap().batch.len())
         };
         let deadline = Instant::now() + Duration::from_secs(5);
         while !outbox.state.lock().taker_waiting {
@@ -322,6 +435,91 @@ mod tests {
         outbox.push(invalidate("a"));
         outbox.close();
         assert!(outbox.take(10, usize::MAX).is_some());
+        assert!(outbox.take(10, usize::MAX).is_none());
+    }
+
+    #[test]
+    fn a_direct_send_takes_small_changes_only_when_it_cannot_overtake_a_batch() {
+        let outbox = Outbox::new(10);
+        assert!(outbox.take_direct().is_none(), "nothing queued");
+        outbox.push_quietly(invalidate("a"));
+        outbox.push_quietly(invalidate("b"));
+        let sent = outbox.take_direct().unwrap();
+        assert_eq!(sent.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
+        // A batch handed to the publisher and not yet published.
+        outbox.push_quietly(invalidate("c"));
+        let work = outbox.take(10, usize::MAX).unwrap();
+        assert_eq!(work.answers.len(), 1, "the direct send's answer to read");
+        assert_eq!(work.batch.len(), 1);
+        outbox.push_quietly(invalidate("d"));
+        assert!(outbox.take_direct().is_none(), "could overtake c");
+        outbox.published(3);
+        assert_eq!(outbox.take_direct().unwrap()[0].seq, 4);
+        // Too large for a direct send: the publisher takes it.
+        outbox.push_quietly(Op::DeleteMatched {
+            glob: vec![b'*'; DIRECT_BYTES],
+        });
+        assert!(outbox.take_direct().is_none());
+        assert_eq!(outbox.take(10, usize::MAX).unwrap().batch.len(), 1);
+    }
+
+    #[test]
+    fn direct_sends_wait_for_answers_within_a_bound_and_keep_safe_forms() {
+        let outbox = Outbox::new(100);
+        for i in 0..DIRECT_UNANSWERED {
+            outbox.push_quietly(invalidate(&format!("k{i}")));
+            assert!(outbox.take_direct().is_some());
+        }
+        outbox.push_quietly(Op::Put {
+            key: b"w".to_vec(),
+            record: crate::record::Record::new(crate::record::Kind::Nil, vec![]),
+            keep_for: None,
+        });
+        assert!(
+            outbox.take_direct().is_none(),
+            "too many answers outstanding"
+        );
+        let work = outbox.take(10, usize::MAX).unwrap();
+        assert_eq!(work.answers.len(), DIRECT_UNANSWERED);
+        outbox.published(work.batch.last().unwrap().seq);
+        outbox.push_quietly(Op::Put {
+            key: b"x".to_vec(),
+            record: crate::record::Record::new(crate::record::Kind::Nil, vec![]),
+            keep_for: None,
+        });
+        assert!(outbox.take_direct().is_some());
+        let answers = outbox.take(10, usize::MAX).unwrap().answers;
+        let seq = DIRECT_UNANSWERED as u64 + 2;
+        assert_eq!(
+            answers,
+            [[Change {
+                seq,
+                op: invalidate("x")
+            }]]
+        );
+    }
+
+    #[test]
+    fn the_publisher_is_woken_for_answers_and_the_queue_ends_after_them() {
+        let outbox = std::sync::Arc::new(Outbox::new(10));
+        let taker = {
+            let outbox = outbox.clone();
+            std::thread::spawn(move || outbox.take(10, usize::MAX).unwrap().answers.len())
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !outbox.state.lock().taker_waiting {
+            assert!(Instant::now() < deadline, "the taker never waited");
+            std::thread::yield_now();
+        }
+        outbox.push_quietly(invalidate("a"));
+        assert!(outbox.take_direct().is_some());
+        outbox.wake_for_answers();
+        assert_eq!(taker.join().unwrap(), 1);
+        outbox.push_quietly(invalidate("b"));
+        assert!(outbox.take_direct().is_some());
+        outbox.close();
+        assert!(outbox.take_direct().is_none(), "closed");
+        assert_eq!(outbox.take(10, usize::MAX).unwrap().answers.len(), 1);
         assert!(outbox.take(10, usize::MAX).is_none());
     }
 }

@@ -1,16 +1,18 @@
 //! The publisher thread: takes batches from the outbox and PUBLISHes them, one
 //! round trip per batch, reconnecting with capped backoff as long as the node is
-//! open. A batch whose PUBLISH fails may or may not have reached Redis, so it is
+//! open; and reads the answers to what other threads sent directly (see
+//! `direct.rs`). A batch whose PUBLISH fails may or may not have reached Redis, so it is
 //! requeued in forms that are safe either way (writes become invalidations).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use super::direct::Publishing;
 use super::failure::describe_at;
 use super::log::Appender;
 use super::message::{Batch, Change, Op};
 use super::outbox::{BATCH_BYTES, BATCH_CHANGES};
-use super::{sentinel, Bus, Link};
+use super::{sentinel, Bus};
 use crate::clock;
 use crate::stats::Stats;
 
@@ -20,19 +22,30 @@ pub(crate) fn run(bus: &Bus) {
     super::thread::prepare();
     // Connect before the first change arrives, so the first write does not pay
     // for the connection; if Redis is not there yet, the loop retries on demand.
-    let mut link: Option<Link> = super::connect(&bus.settings).ok();
+    bus.publishing.lock().link = super::connect(&bus.settings).ok();
     // The server the last batch was published to.
     let mut published_to: Option<String> = None;
     let mut backoff = Duration::from_millis(10);
     // The scripts of the channel's log, once loaded (see `log.rs`).
     let mut appender = Appender::default();
-    while let Some(changes) = bus.outbox.take(BATCH_CHANGES, BATCH_BYTES) {
-        if link.is_none() {
+    // One PUBLISH carries a batch: changes may be sent directly (see direct.rs).
+    let one_publish = bus.settings.log.is_none() && bus.settings.sentinel.is_none();
+    while let Some(work) = bus.outbox.take(BATCH_CHANGES, BATCH_BYTES) {
+        let mut publishing = bus.publishing.lock();
+        if !work.answers.is_empty() {
+            bus.read_answers(&mut publishing, work.answers);
+        }
+        let changes = work.batch;
+        if changes.is_empty() {
+            continue;
+        }
+        if publishing.link.is_none() {
             match super::connect(&bus.settings) {
-                Ok(fresh) => link = Some(fresh),
+                Ok(fresh) => publishing.link = Some(fresh),
                 Err(cause) => {
                     bus.failed(cause);
                     bus.outbox.requeue_safely(changes);
+                    drop(publishing);
                     if !super::pause(backoff, || bus.closing()) {
                         return;
                     }
@@ -41,7 +54,7 @@ pub(crate) fn run(bus: &Bus) {
                 }
             }
         }
-        let current = link.as_mut().expect("connected above");
+        let current = publishing.link.as_mut().expect("connected above");
         if published_to
             .as_ref()
             .is_some_and(|server| *server != current.server)
@@ -50,6 +63,7 @@ pub(crate) fn run(bus: &Bus) {
             // its subscribers may have missed what went to the other, so
             // every L1 is dropped first. The dummy sequence number is replaced.
             published_to = None;
+            publishing.direct = false;
             let clear = Change {
                 seq: 0,
                 op: Op::Clear,
@@ -112,10 +126,12 @@ pub(crate) fn run(bus: &Bus) {
                 if published_to.as_deref() != Some(current.server.as_str()) {
                     published_to = Some(current.server.clone());
                 }
+                publishing.direct = one_publish;
             }
             Err(error) => {
                 bus.failed(describe_at(&error, &current.server, &bus.settings));
-                link = None;
+                *publishing = Publishing::default();
+                drop(publishing);
                 bus.outbox.requeue_safely(batch.changes);
                 // Only a PUBLISH that went through proves the server takes
                 // them: one it refuses (NOPERM) is refused again on a fresh

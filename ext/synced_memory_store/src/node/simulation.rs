@@ -678,7 +678,8 @@ impl World {
         let taken = bus
             .outbox
             .take(1 + self.rng.below(5), usize::MAX)
-            .expect("not closed");
+            .expect("not closed")
+            .batch;
         let last = taken.last().map_or(0, |change| change.seq);
         let changes = coalesce(taken);
         let batch = Batch {

@@ -17,12 +17,15 @@ use crate::stats::Stats;
 type Counter = fn(&Stats) -> &AtomicU64;
 
 /// The counters, each under its name.
-static COUNTERS: [(LazyId, Counter); 16] = [
+static COUNTERS: [(LazyId, Counter); 17] = [
     (LazyId::new("l1_hits"), |stats| &stats.l1_hits),
     (LazyId::new("l1_misses"), |stats| &stats.l1_misses),
     (LazyId::new("l2_hits"), |stats| &stats.l2_hits),
     (LazyId::new("l2_misses"), |stats| &stats.l2_misses),
     (LazyId::new("published"), |stats| &stats.published),
+    (LazyId::new("published_directly"), |stats| {
+        &stats.published_directly
+    }),
     (LazyId::new("received"), |stats| &stats.received),
     (LazyId::new("applied"), |stats| &stats.applied),
     (LazyId::new("rejected"), |stats| &stats.rejected),
