@@ -7,11 +7,11 @@
 //! run again (tens of microseconds here, more on a host that halts idle
 //! CPUs), on the path of every change a process makes while it is otherwise
 //! quiet: the case propagation latency is about. Sending is one `write` to a
-//! socket whose buffers are empty (the publisher's last PUBLISH was
-//! answered, and at most [`DIRECT_UNANSWERED`] PUBLISHes of at most
-//! [`super::outbox::DIRECT_BYTES`] each are outstanding, far less than a
-//! socket's buffers hold even if the server stopped reading), so the thread
-//! never waits on the network, as before.
+//! socket whose send buffer was empty (the publisher's last PUBLISH was
+//! answered) and holds at most [`DIRECT_UNANSWERED`] small PUBLISHes since
+//! (see [`super::outbox::DIRECT_BYTES`]), far less than it has room for
+//! even if the server stopped reading, so the thread never waits on the
+//! network, as before.
 //!
 //! Order is kept: only the holder of [`Publishing`] writes to the
 //! connection, the outbox hands out changes in sequence order, and nothing

@@ -44,6 +44,8 @@ struct State {
     /// has not read yet, in the order they were sent (as they would be
     /// requeued, see `requeue_safely`).
     unanswered: Vec<Vec<Change>>,
+    /// Their rough size (see `rough_size`).
+    unanswered_bytes: usize,
 }
 
 /// What the publisher is handed: the directly sent PUBLISHes whose answers it
@@ -53,12 +55,14 @@ pub(crate) struct Work {
     pub(crate) batch: Vec<Change>,
 }
 
-/// Largest rough size of what one direct PUBLISH carries; the answers
-/// outstanding are bounded too, so that a server that stopped reading can
-/// never make a direct send wait for room in the socket's buffers.
+/// Largest rough size of what the direct PUBLISHes not yet handed to the
+/// publisher carry in all (it may be reading the answers to as much again):
+/// far below what a connection's send buffer holds from the start (16 KB on
+/// Linux), so that a direct send never waits for room in it, even when the
+/// server or the network between stopped taking data.
 pub(crate) const DIRECT_BYTES: usize = 4096;
 
-/// Most direct PUBLISHes waiting for their answers.
+/// Most direct PUBLISHes not yet handed to the publisher.
 pub(crate) const DIRECT_UNANSWERED: usize = 8;
 
 /// The bounded queue of changes waiting to be published.
@@ -132,10 +136,11 @@ impl Outbox {
     }
 
     /// Takes what is queued for a direct PUBLISH, if the publisher could not
-    /// be overtaken by it: nothing handed to it is unpublished, nothing was
-    /// dropped, the queue's first changes fit in [`DIRECT_BYTES`] and fewer
-    /// than [`DIRECT_UNANSWERED`] direct PUBLISHes await their answers. The
-    /// changes count as unanswered until the publisher reads the answer.
+    /// be overtaken by it (nothing handed to it is unpublished), nothing was
+    /// dropped, fewer than [`DIRECT_UNANSWERED`] direct PUBLISHes await
+    /// their answers and the queue's first changes fit in what is left of
+    /// [`DIRECT_BYTES`]. The changes count as unanswered until the
+    /// publisher is handed them.
     pub(crate) fn take_direct(&self) -> Option<Vec<Change>> {
         let mut state = self.state.lock();
         if state.closed
@@ -146,7 +151,9 @@ impl Outbox {
         {
             return None;
         }
-        let changes = take_run(&mut state.queue, usize::MAX, DIRECT_BYTES, false)?;
+        let room = DIRECT_BYTES.saturating_sub(state.unanswered_bytes);
+        let changes = take_run(&mut state.queue, usize::MAX, room, false)?;
+        state.unanswered_bytes += changes.iter().map(|c| rough_size(&c.op)).sum::<usize>();
         state
             .unanswered
             .push(changes.iter().map(safe_copy).collect());
@@ -174,6 +181,7 @@ impl Outbox {
             }
             if !batch.is_empty() || !state.unanswered.is_empty() {
                 let answers = std::mem::take(&mut state.unanswered);
+                state.unanswered_bytes = 0;
                 return Some(Work { answers, batch });
             }
             if state.closed {
@@ -461,6 +469,24 @@ mod tests {
         });
         assert!(outbox.take_direct().is_none());
         assert_eq!(outbox.take(10, usize::MAX).unwrap().batch.len(), 1);
+    }
+
+    #[test]
+    fn direct_sends_share_one_byte_budget_until_the_publisher_takes_their_answers() {
+        let outbox = Outbox::new(10);
+        let glob = |len: usize| Op::DeleteMatched {
+            glob: vec![b'*'; len],
+        };
+        // Rough size: the glob plus 8.
+        outbox.push_quietly(glob(DIRECT_BYTES / 2));
+        assert!(outbox.take_direct().is_some());
+        outbox.push_quietly(glob(DIRECT_BYTES / 2));
+        assert!(outbox.take_direct().is_none(), "over what is left");
+        let work = outbox.take(10, usize::MAX).unwrap();
+        assert_eq!((work.answers.len(), work.batch.len()), (1, 1));
+        outbox.published(work.batch[0].seq);
+        outbox.push_quietly(glob(DIRECT_BYTES / 2));
+        assert!(outbox.take_direct().is_some(), "the budget is whole again");
     }
 
     #[test]
