@@ -8,10 +8,16 @@
 //! CPUs), on the path of every change a process makes while it is otherwise
 //! quiet: the case propagation latency is about. Sending is one `write` to a
 //! socket whose send buffer was empty (the publisher's last PUBLISH was
-//! answered) and holds at most [`DIRECT_UNANSWERED`] small PUBLISHes since
-//! (see [`super::outbox::DIRECT_BYTES`]), far less than it has room for
-//! even if the server stopped reading, so the thread never waits on the
-//! network, as before.
+//! answered) and holds little since: direct PUBLISHes of at most
+//! [`super::outbox::DIRECT_BYTES`] by their changes' rough size (and at most
+//! [`DIRECT_UNANSWERED`] of them) wait for the publisher to take their
+//! answers, and as much again while it reads them, a few hundred bytes of
+//! framing aside: far less than a fresh socket's send buffer (16 KB on
+//! Linux) even if the server stopped reading, so the thread never waits on
+//! the network, as before. (The connection's write timeout,
+//! `health_timeout`, would end a write that did.) The thread may be a Ruby
+//! thread holding the GVL and the node's pending lock, or the subscriber
+//! thread sending a conflict's invalidation.
 //!
 //! Order is kept: only the holder of [`Publishing`] writes to the
 //! connection, the outbox hands out changes in sequence order, and nothing
@@ -24,7 +30,7 @@
 //! the channel's log (a script) or Sentinel (which checks the server's role
 //! first).
 
-use redis::RedisResult;
+use redis::{RedisResult, Value};
 
 use super::failure::describe_at;
 use super::message::{Batch, Change};
@@ -49,19 +55,21 @@ impl Bus {
     /// Sends what is queued as one PUBLISH from this thread if the publisher
     /// is idle (see the module docs); returns whether it did.
     pub(crate) fn publish_directly(&self) -> bool {
+        // A forked copy of this node must not write to its parent's
+        // connection (the parent would read the answer as its own).
+        if crate::fork::count() != self.forks_at_start {
+            return false;
+        }
         let Some(mut publishing) = self.publishing.try_lock() else {
             return false;
         };
-        if !publishing.direct {
+        let publishing = &mut *publishing;
+        let Some(link) = publishing.link.as_mut().filter(|_| publishing.direct) else {
             return false;
-        }
+        };
         let Some(changes) = self.outbox.take_direct() else {
             return false;
         };
-        let link = publishing
-            .link
-            .as_mut()
-            .expect("direct publishing needs a link");
         let batch = Batch {
             sender: self.sender,
             sent_at: clock::unix_millis(),
@@ -75,6 +83,7 @@ impl Bus {
             // The publisher requeues the changes when it finds no answer.
             self.failed(describe_at(&error, &link.server, &self.settings));
             *publishing = Publishing::default();
+            self.outbox.wake_for_answers();
         }
         true
     }
@@ -89,8 +98,15 @@ impl Bus {
             Some(link) => answers
                 .iter()
                 .try_for_each(|_| -> RedisResult<()> {
-                    let answer = link.connection.recv_response()?.extract_error()?;
-                    redis::from_redis_value::<i64>(answer)?;
+                    // A RESP3 connection (a cluster's) may carry pushes
+                    // between answers; they are not answers.
+                    let answer = loop {
+                        let value = link.connection.recv_response()?;
+                        if !matches!(value, Value::Push { .. }) {
+                            break value;
+                        }
+                    };
+                    redis::from_redis_value::<i64>(answer.extract_error()?)?;
                     Ok(())
                 })
                 .map_err(|error| describe_at(&error, &link.server, &self.settings)),

@@ -72,6 +72,8 @@ pub(crate) struct Bus {
     pub(crate) outbox: Outbox,
     /// The publisher's connection (see `direct.rs`).
     publishing: Mutex<Publishing>,
+    /// The process's fork count when the bus was made (see `fork.rs`).
+    forks_at_start: u64,
     /// The node's counters.
     pub(crate) stats: Arc<Stats>,
     /// State changes and rejections, for the application.
@@ -110,6 +112,7 @@ impl Bus {
         Bus {
             outbox: Outbox::new(settings.queue_capacity),
             publishing: Mutex::default(),
+            forks_at_start: crate::fork::count(),
             settings,
             sender,
             stats,

@@ -109,10 +109,12 @@ impl Outbox {
         (seq, queued)
     }
 
-    /// Wakes the publisher if it waits and changes are queued for it.
+    /// Wakes the publisher if it waits and changes are queued for it, or
+    /// answers to direct sends are unread while someone waits for publication.
     pub(crate) fn wake(&self) {
         let state = self.state.lock();
-        let wake = state.taker_waiting && (!state.queue.is_empty() || state.overflowed);
+        let answers = state.progress_waiters > 0 && !state.unanswered.is_empty();
+        let wake = state.taker_waiting && (!state.queue.is_empty() || state.overflowed || answers);
         drop(state);
         if wake {
             self.work.notify_one();
@@ -137,9 +139,9 @@ impl Outbox {
 
     /// Takes what is queued for a direct PUBLISH, if the publisher could not
     /// be overtaken by it (nothing handed to it is unpublished), nothing was
-    /// dropped, fewer than [`DIRECT_UNANSWERED`] direct PUBLISHes await
-    /// their answers and the queue's first changes fit in what is left of
-    /// [`DIRECT_BYTES`]. The changes count as unanswered until the
+    /// dropped, fewer than [`DIRECT_UNANSWERED`] direct PUBLISHes are not yet
+    /// handed to the publisher and the queue's first changes fit in what is
+    /// left of [`DIRECT_BYTES`]. The changes count as unanswered until the
     /// publisher is handed them.
     pub(crate) fn take_direct(&self) -> Option<Vec<Change>> {
         let mut state = self.state.lock();
@@ -163,7 +165,7 @@ impl Outbox {
     /// Waits for work and takes it: the answers to read (see `take_direct`)
     /// and up to `max_changes` queued changes (and at most `max_bytes` by
     /// their rough size, but always at least one). Returns None once the
-    /// queue is closed, empty and every answer read.
+    /// queue is closed, empty and every answer handed out.
     pub(crate) fn take(&self, max_changes: usize, max_bytes: usize) -> Option<Work> {
         let mut state = self.state.lock();
         loop {
@@ -547,5 +549,41 @@ mod tests {
         assert!(outbox.take_direct().is_none(), "closed");
         assert_eq!(outbox.take(10, usize::MAX).unwrap().answers.len(), 1);
         assert!(outbox.take(10, usize::MAX).is_none());
+    }
+
+    #[test]
+    fn a_direct_send_wakes_the_publisher_for_its_answer_when_someone_waits_for_publication() {
+        let outbox = std::sync::Arc::new(Outbox::new(10));
+        let publisher = {
+            let outbox = outbox.clone();
+            std::thread::spawn(move || {
+                let work = outbox.take(10, usize::MAX).unwrap();
+                let last = work.answers.iter().flatten().map(|c| c.seq).max();
+                outbox.published(last.unwrap_or(0));
+            })
+        };
+        let until = |what: &str, done: &dyn Fn(&State) -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !done(&outbox.state.lock()) {
+                assert!(Instant::now() < deadline, "{what}");
+                std::thread::yield_now();
+            }
+        };
+        until("the publisher never waited", &|state| state.taker_waiting);
+        outbox.push_quietly(invalidate("a"));
+        let flusher = {
+            let outbox = outbox.clone();
+            std::thread::spawn(move || {
+                outbox.wait_published(Instant::now() + Duration::from_secs(5))
+            })
+        };
+        until("the flush never waited", &|state| {
+            state.progress_waiters == 1
+        });
+        // Sent directly after the flush began waiting, with nothing else queued.
+        assert!(outbox.take_direct().is_some());
+        outbox.wake();
+        assert!(flusher.join().unwrap(), "the flush ran out of time");
+        publisher.join().unwrap();
     }
 }
