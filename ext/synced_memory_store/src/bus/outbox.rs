@@ -335,6 +335,15 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// Spins until `done` holds for the outbox's state, 5 s at most.
+    fn wait_until(outbox: &Outbox, what: &str, done: impl Fn(&State) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done(&outbox.state.lock()) {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::yield_now();
+        }
+    }
+
     fn invalidate(key: &str) -> Op {
         Op::Invalidate {
             key: key.as_bytes().to_vec(),
@@ -429,11 +438,9 @@ mod tests {
             let outbox = outbox.clone();
             std::thread::spawn(move || outbox.take(10, usize::MAX).unwrap().batch.len())
         };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !outbox.state.lock().taker_waiting {
-            assert!(Instant::now() < deadline, "the taker never waited");
-            std::thread::yield_now();
-        }
+        wait_until(&outbox, "the taker never waited", |state| {
+            state.taker_waiting
+        });
         outbox.push(invalidate("a"));
         assert_eq!(taker.join().unwrap(), 1);
         assert!(!outbox.state.lock().taker_waiting);
@@ -534,11 +541,9 @@ mod tests {
             let outbox = outbox.clone();
             std::thread::spawn(move || outbox.take(10, usize::MAX).unwrap().answers.len())
         };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !outbox.state.lock().taker_waiting {
-            assert!(Instant::now() < deadline, "the taker never waited");
-            std::thread::yield_now();
-        }
+        wait_until(&outbox, "the taker never waited", |state| {
+            state.taker_waiting
+        });
         outbox.push_quietly(invalidate("a"));
         assert!(outbox.take_direct().is_some());
         outbox.wake_for_answers();
@@ -562,14 +567,9 @@ mod tests {
                 outbox.published(last.unwrap_or(0));
             })
         };
-        let until = |what: &str, done: &dyn Fn(&State) -> bool| {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !done(&outbox.state.lock()) {
-                assert!(Instant::now() < deadline, "{what}");
-                std::thread::yield_now();
-            }
-        };
-        until("the publisher never waited", &|state| state.taker_waiting);
+        wait_until(&outbox, "the publisher never waited", |state| {
+            state.taker_waiting
+        });
         outbox.push_quietly(invalidate("a"));
         let flusher = {
             let outbox = outbox.clone();
@@ -577,7 +577,7 @@ mod tests {
                 outbox.wait_published(Instant::now() + Duration::from_secs(5))
             })
         };
-        until("the flush never waited", &|state| {
+        wait_until(&outbox, "the flush never waited", |state| {
             state.progress_waiters == 1
         });
         // Sent directly after the flush began waiting, with nothing else queued.
