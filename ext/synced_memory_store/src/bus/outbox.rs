@@ -46,6 +46,22 @@ struct State {
     unanswered: Vec<Vec<Change>>,
     /// Their rough size (see `rough_size`).
     unanswered_bytes: usize,
+    /// Changes requeued after a failed PUBLISH and not published since, as
+    /// (the lowest number they had, the highest they have now; repeated
+    /// failures widen the one pair): a change numbered from the first on
+    /// may be among them, whatever `published_through` says (see `settled`).
+    requeued: Option<(u64, u64)>,
+}
+
+impl State {
+    /// Whether every change numbered up to `target` has been published:
+    /// the changes after it were, or were sent in its place.
+    fn settled(&self, target: u64) -> bool {
+        self.published_through >= target
+            && !self.requeued.is_some_and(|(original, replaced_by)| {
+                original <= target && replaced_by > self.published_through
+            })
+    }
 }
 
 /// What the publisher is handed: the directly sent PUBLISHes whose answers it
@@ -199,6 +215,10 @@ impl Outbox {
     pub(crate) fn published(&self, seq: u64) {
         let mut state = self.state.lock();
         state.published_through = state.published_through.max(seq);
+        let through = state.published_through;
+        state.requeued = state
+            .requeued
+            .filter(|&(_, replaced_by)| replaced_by > through);
         let wake = state.progress_waiters > 0;
         drop(state);
         if wake {
@@ -214,6 +234,8 @@ impl Outbox {
     /// the node that claimed it stops waiting for its echo on its own.
     pub(crate) fn requeue_safely(&self, failed: Vec<Change>) {
         let mut state = self.state.lock();
+        let original = failed.iter().map(|change| change.seq).min();
+        let before = state.last_seq;
         for change in failed {
             let op = match change.op {
                 Op::Put { key, .. } => Op::Invalidate { key },
@@ -224,23 +246,35 @@ impl Outbox {
             let seq = state.last_seq;
             state.queue.push_back(Change { seq, op });
         }
+        if let Some(original) = original.filter(|_| state.last_seq > before) {
+            let lowest = state
+                .requeued
+                .map_or(original, |(earlier, _)| earlier.min(original));
+            state.requeued = Some((lowest, state.last_seq));
+        }
         drop(state);
         self.work.notify_one();
     }
 
-    /// Waits until everything queued before the call has been published, or until
+    /// Waits until everything queued before the call has been published (or
+    /// sent again in a safe form, after a failed PUBLISH), or until
     /// `deadline`; returns whether it was.
     pub(crate) fn wait_published(&self, deadline: Instant) -> bool {
+        let target = self.state.lock().last_seq;
+        self.wait_published_through(target, deadline)
+    }
+
+    /// As `wait_published`, for the changes numbered up to `target`.
+    fn wait_published_through(&self, target: u64, deadline: Instant) -> bool {
         let mut state = self.state.lock();
-        let target = state.last_seq;
-        while state.published_through < target {
+        while !state.settled(target) {
             self.wake_for_answers_locked(&state);
             state.progress_waiters += 1;
             let (woken, timed_out) = self.progress.wait_until(state, deadline);
             state = woken;
             state.progress_waiters -= 1;
             if timed_out {
-                return state.published_through >= target;
+                return state.settled(target);
             }
         }
         true
@@ -392,6 +426,27 @@ mod tests {
         let batch = outbox.take(10, usize::MAX).unwrap().batch;
         assert_eq!(batch.iter().map(|c| c.seq).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(batch[1].op, invalidate("k"));
+    }
+
+    #[test]
+    fn waiting_for_publication_waits_for_what_a_failed_publish_was_sent_again_as() {
+        let outbox = Outbox::new(10);
+        outbox.push_quietly(invalidate("sent directly"));
+        let direct = outbox.take_direct().unwrap();
+        let (queued, _) = outbox.push_quietly(invalidate("queued behind"));
+        // The publisher finds no answer to the direct send (requeued with a
+        // later number), then publishes the change queued behind it.
+        let work = outbox.take(10, usize::MAX).unwrap();
+        assert_eq!(work.answers, vec![direct]);
+        outbox.requeue_safely(work.answers.concat());
+        outbox.published(queued);
+        let soon = || Instant::now() + Duration::from_millis(20);
+        assert!(!outbox.wait_published_through(queued, soon()));
+        let again = outbox.take(10, usize::MAX).unwrap().batch;
+        assert_eq!(again.len(), 1);
+        outbox.published(again[0].seq);
+        assert!(outbox.wait_published_through(queued, soon()));
+        assert!(outbox.wait_published(soon()));
     }
 
     #[test]
