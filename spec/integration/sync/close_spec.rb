@@ -31,6 +31,25 @@ RSpec.describe "Sync: closing a store" do
     eventually(message: "the second store's threads are still running") { closer.sms_threads.zero? }
   end
 
+  it "closes its connections to Redis, not later when Ruby collects the store" do
+    clients = lambda do
+      redis = Redis.new(url: bus.url, timeout: 5, reconnect_attempts: 0)
+      redis.info("clients").fetch("connected_clients").to_i
+    ensure
+      redis&.close
+    end
+    before = clients.call
+    closer.open_store(:second, bus_options(bus, cache: :memory_store))
+    closer.wait_for_connection(10, store: :second)
+    closer.write("k", "v", store: :second)
+    expect(closer.flush_sync(5, store: :second)).to be(true)
+    expect(clients.call).to be > before
+
+    closer.close(store: :second)
+
+    eventually(message: "the closed store's connections to Redis are still open") { clients.call == before }
+  end
+
   it "publishes what was queued before closing" do
     closer.write("last-words", "sent on close")
     closer.close

@@ -17,9 +17,16 @@ use crate::clock;
 use crate::stats::Stats;
 
 /// Runs until the bus closes and the outbox is drained (or Redis is unreachable
-/// while closing).
+/// while closing), then closes the connection: it is shared with the threads
+/// that publish directly, so it would otherwise stay open until the node is
+/// dropped.
 pub(crate) fn run(bus: &Bus) {
     super::thread::prepare();
+    publish_until_closed(bus);
+    *bus.publishing.lock() = Publishing::default();
+}
+
+fn publish_until_closed(bus: &Bus) {
     // Connect before the first change arrives, so the first write does not pay
     // for the connection; if Redis is not there yet, the loop retries on demand.
     bus.publishing.lock().link = super::connect(&bus.settings).ok();
