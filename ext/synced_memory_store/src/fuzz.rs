@@ -1,6 +1,6 @@
 //! Shared ground of the property tests that feed random and mutated input to
-//! what comes off the network: `bus::message`, `bus::senders`, `record` and
-//! `tree` (each keeps its properties in its own `tests` module).
+//! what comes off the network: `bus::message`, `bus::resp`, `bus::senders`,
+//! `record` and `tree` (each keeps its properties in its own `tests` module).
 //!
 //! **How many inputs.** [`PLAN`] names every property test and the number of
 //! inputs it runs; [`check`] runs exactly that many, so the total asserted and
@@ -38,6 +38,9 @@ pub(crate) const PLAN: &[(&str, u32)] = &[
     ("any_change_to_a_signed_message_is_rejected",                     15_000),
     ("forged_lengths_are_rejected_without_allocating_for_them",        8_000),
     ("a_message_signed_for_one_channel_verifies_on_no_other",          2_000),
+    // bus::resp
+    ("resp_frames_parse_back_whole_at_any_split",                      6_000),
+    ("resp_mutated_and_random_bytes_parse_within_bounds",              10_000),
     // bus::senders
     ("senders_agree_with_a_replay_model_while_nothing_is_forgotten",   3_000),
     ("senders_never_admit_a_replay_of_an_honest_sender",               2_500),

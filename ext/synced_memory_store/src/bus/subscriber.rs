@@ -6,10 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use redis::Connection;
+use redis::{Connection, RedisResult, Value};
 
-use super::failure::{describe_at, interrupted};
+use super::failure::{describe, describe_at, interrupted};
 use super::log;
+use super::plain_subscription::PlainSubscription;
 use super::{Bus, Member, PubSub};
 use crate::clock;
 
@@ -18,27 +19,45 @@ pub(crate) fn run(bus: &Bus, member: &dyn Member) {
     super::thread::prepare();
     let mut backoff = Duration::from_millis(10);
     let mut subscribed_before = false;
+    let plain = PlainSubscription::fits(&bus.settings);
     while !bus.closing() {
-        let cause = match super::connect(&bus.settings) {
-            Ok(mut link) => {
-                backoff = Duration::from_millis(10);
-                match link.pubsub {
-                    PubSub::Classic => listen(
+        let cause = if plain {
+            match PlainSubscription::open(&bus.settings) {
+                Ok(mut subscription) => {
+                    backoff = Duration::from_millis(10);
+                    let server = &bus.settings.description;
+                    listen(
                         bus,
                         member,
-                        &mut link.connection,
-                        &link.server,
+                        &mut subscription,
+                        server,
                         &mut subscribed_before,
-                    ),
-                    PubSub::Sharded | PubSub::Broadcast => super::shard_subscriber::listen(
-                        bus,
-                        member,
-                        &mut link,
-                        &mut subscribed_before,
-                    ),
+                    )
                 }
+                Err(error) => Some(describe(&error, &bus.settings)),
             }
-            Err(cause) => Some(cause),
+        } else {
+            match super::connect(&bus.settings) {
+                Ok(mut link) => {
+                    backoff = Duration::from_millis(10);
+                    match link.pubsub {
+                        PubSub::Classic => listen(
+                            bus,
+                            member,
+                            &mut link.connection,
+                            &link.server,
+                            &mut subscribed_before,
+                        ),
+                        PubSub::Sharded | PubSub::Broadcast => super::shard_subscriber::listen(
+                            bus,
+                            member,
+                            &mut link,
+                            &mut subscribed_before,
+                        ),
+                    }
+                }
+                Err(cause) => Some(cause),
+            }
         };
         bus.unsubscribed(member, cause);
         if !super::pause(backoff, || bus.closing()) {
@@ -49,45 +68,74 @@ pub(crate) fn run(bus: &Bus, member: &dyn Member) {
     bus.unsubscribed(member, None);
 }
 
+/// A connection the subscriber can subscribe on, in RESP2: redis-rs's, or a
+/// plain one (`plain_subscription.rs`) where nothing needs redis-rs.
+trait Subscribe {
+    /// The connection once subscribed.
+    type Subscribed: Subscription;
+    fn set_read_timeout(&mut self, timeout: Duration) -> RedisResult<()>;
+    /// The server's epoch for the channel's log (None without a log, or
+    /// when it cannot be asked).
+    fn epoch(&mut self, bus: &Bus) -> Option<String>;
+    /// Sends SUBSCRIBE and reads its answer (an error: the refusal).
+    fn subscribe(self, channel: &str) -> RedisResult<Self::Subscribed>;
+}
+
+/// A subscribed connection.
+trait Subscription {
+    fn set_read_timeout(&mut self, timeout: Duration) -> RedisResult<()>;
+    /// Sends a PING and reads until its answer; returns whether it was
+    /// answered as on a subscribed connection. Messages that come before the
+    /// answer are handed to `deliver` (channel and payload) in order, or kept
+    /// for [`Self::next_message`].
+    fn ping(&mut self, deliver: &mut dyn FnMut(&[u8], &[u8])) -> RedisResult<bool>;
+    /// Waits (at most the read timeout) for the next message and hands it to
+    /// `deliver`.
+    fn next_message(&mut self, deliver: &mut dyn FnMut(&[u8], &[u8])) -> RedisResult<()>;
+}
+
 /// Subscribes and applies messages until the connection (to `server`) fails,
 /// stalls or the bus closes; returns why it ended (None: closing).
 fn listen(
     bus: &Bus,
     member: &dyn Member,
-    connection: &mut Connection,
+    mut connection: impl Subscribe,
     server: &str,
     subscribed_before: &mut bool,
 ) -> Option<String> {
     let health = &bus.settings.health;
     let settings = &bus.settings;
     let lost = |error: redis::RedisError| Some(describe_at(&error, server, settings));
+    let channel = settings.channel.as_bytes();
+    // Only the channel's messages: the connection subscribes to nothing
+    // else, but a message is applied only from where it was published.
+    let mut deliver = |from: &[u8], payload: &[u8]| {
+        if from == channel {
+            bus.deliver(payload, member);
+        }
+    };
     // SUBSCRIBE as a plain command, whose reply is read as one: a server
     // that refuses it (NOAUTH, NOPERM for the channel) answers with an error
     // that redis-rs's PubSub::subscribe would drop, leaving a subscription
     // that looks alive and hears nothing. The PING behind it, answered in
     // pub/sub form, proves the subscription is in place.
-    if let Err(error) = connection.set_read_timeout(Some(health.timeout)) {
+    if let Err(error) = connection.set_read_timeout(health.timeout) {
         return lost(error);
     }
     // The server's epoch, asked on this connection before it subscribes, so
     // it is the epoch of the server the subscription is at (see `log.rs`).
-    let epoch = settings
-        .log
-        .as_ref()
-        .and_then(|_| log::epoch(connection).ok());
+    let epoch = connection.epoch(bus);
     let sent_at = clock::monotonic_nanos();
-    if let Err(error) = redis::cmd("SUBSCRIBE")
-        .arg(&settings.channel)
-        .query::<redis::Value>(connection)
-    {
-        return lost(error);
-    }
-    let mut pubsub = connection.as_pubsub();
-    match pubsub.ping::<redis::Value>() {
-        Ok(redis::Value::Array(_)) => {}
-        Ok(other) => {
+    let mut connection = match connection.subscribe(&settings.channel) {
+        Ok(subscribed) => subscribed,
+        Err(error) => return lost(error),
+    };
+    match connection.ping(&mut deliver) {
+        Ok(true) => {}
+        Ok(false) => {
             return Some(format!(
-                "{server} did not confirm the subscription to {} (PING answered {other:?})",
+                "{server} did not confirm the subscription to {} (PING was answered as on a \
+                 connection not subscribed)",
                 settings.channel
             ))
         }
@@ -97,9 +145,9 @@ fn listen(
     // here on arrives live (and is skipped if the log already had it).
     let replay = bus.recover(epoch.as_deref());
     bus.confirmed(member, subscribed_before, sent_at, epoch, replay);
-    // Reads wait at most one interval, so PINGs go out on time whether or not
-    // messages are flowing, and a close is noticed within an interval.
-    if let Err(error) = pubsub.set_read_timeout(Some(health.interval)) {
+    // Reads wait at most one interval, so PINGs go out on time whether or
+    // not messages are flowing, and a close is noticed within an interval.
+    if let Err(error) = connection.set_read_timeout(health.interval) {
         return lost(error);
     }
     let mut next_ping = Instant::now() + health.interval;
@@ -107,12 +155,13 @@ fn listen(
         if Instant::now() >= next_ping {
             let sent_at = clock::monotonic_nanos();
             next_ping = Instant::now() + health.interval;
-            // Messages that arrive before the PONG are kept, in order, and
-            // returned by get_message below; the PONG proves they are all here.
-            if let Err(error) = pubsub.set_read_timeout(Some(health.timeout)) {
+            // Messages that arrive before the PONG are applied first (or, on
+            // redis-rs's connection, kept and returned next), in order; the
+            // PONG proves they are all here.
+            if let Err(error) = connection.set_read_timeout(health.timeout) {
                 return lost(error);
             }
-            match pubsub.ping::<redis::Value>() {
+            match connection.ping(&mut deliver) {
                 Ok(_) => bus.pinged(member, sent_at),
                 // The read was interrupted (see `interrupted`): try again at the
                 // next interval; the lease covers the gap or runs out honestly.
@@ -125,15 +174,91 @@ fn listen(
                 }
                 Err(error) => return lost(error),
             }
-            if let Err(error) = pubsub.set_read_timeout(Some(health.interval)) {
+            if let Err(error) = connection.set_read_timeout(health.interval) {
                 return lost(error);
             }
         }
-        match pubsub.get_message() {
-            Ok(message) => bus.deliver(message.get_payload_bytes(), member),
+        match connection.next_message(&mut deliver) {
+            Ok(()) => {}
             Err(error) if error.is_timeout() || interrupted(&error) => {}
             Err(error) => return lost(error),
         }
     }
     None
+}
+
+impl<'a> Subscribe for &'a mut PlainSubscription {
+    type Subscribed = &'a mut PlainSubscription;
+
+    fn set_read_timeout(&mut self, timeout: Duration) -> RedisResult<()> {
+        Ok(PlainSubscription::set_read_timeout(self, timeout)?)
+    }
+
+    fn epoch(&mut self, _bus: &Bus) -> Option<String> {
+        // Never used with a log (see `PlainSubscription::fits`).
+        None
+    }
+
+    fn subscribe(self, channel: &str) -> RedisResult<Self::Subscribed> {
+        PlainSubscription::subscribe(self, channel)?;
+        Ok(self)
+    }
+}
+
+impl Subscription for &mut PlainSubscription {
+    fn set_read_timeout(&mut self, timeout: Duration) -> RedisResult<()> {
+        Ok(PlainSubscription::set_read_timeout(self, timeout)?)
+    }
+
+    fn ping(&mut self, deliver: &mut dyn FnMut(&[u8], &[u8])) -> RedisResult<bool> {
+        PlainSubscription::ping(self, deliver)
+    }
+
+    fn next_message(&mut self, deliver: &mut dyn FnMut(&[u8], &[u8])) -> RedisResult<()> {
+        PlainSubscription::next_message(self, deliver)
+    }
+}
+
+impl<'a> Subscribe for &'a mut Connection {
+    type Subscribed = redis::PubSub<'a>;
+
+    fn set_read_timeout(&mut self, timeout: Duration) -> RedisResult<()> {
+        Connection::set_read_timeout(self, Some(timeout))
+    }
+
+    fn epoch(&mut self, bus: &Bus) -> Option<String> {
+        bus.settings
+            .log
+            .as_ref()
+            .and_then(|_| log::epoch(self).ok())
+    }
+
+    fn subscribe(self, channel: &str) -> RedisResult<Self::Subscribed> {
+        redis::cmd("SUBSCRIBE").arg(channel).query::<Value>(self)?;
+        Ok(self.as_pubsub())
+    }
+}
+
+/// redis-rs's PubSub keeps the messages that come before a PONG and returns
+/// them from `get_message`, in order.
+impl Subscription for redis::PubSub<'_> {
+    fn set_read_timeout(&mut self, timeout: Duration) -> RedisResult<()> {
+        redis::PubSub::set_read_timeout(self, Some(timeout))
+    }
+
+    fn ping(&mut self, _deliver: &mut dyn FnMut(&[u8], &[u8])) -> RedisResult<bool> {
+        Ok(matches!(
+            redis::PubSub::ping::<Value>(self)?,
+            Value::Array(_)
+        ))
+    }
+
+    fn next_message(&mut self, deliver: &mut dyn FnMut(&[u8], &[u8])) -> RedisResult<()> {
+        let message = self.get_message()?;
+        deliver(
+            message.get_channel_name().as_bytes(),
+            message.get_payload_bytes(),
+        );
+        Ok(())
+    }
 }
