@@ -22,6 +22,7 @@ pub(crate) const MAX_BULK: usize = 512 * 1024 * 1024;
 /// skipped: far beyond what pub/sub sends, small enough that a forged frame
 /// cannot make the parser work for long.
 const MAX_ITEMS: usize = 1 << 20;
+const MAX_LINE: usize = 64 * 1024;
 const MAX_DEPTH: usize = 8;
 
 /// One scalar: a bulk string (None: the null bulk), an integer or a simple string.
@@ -208,9 +209,11 @@ fn line(bytes: &[u8], at: usize) -> Result<Option<Line<'_>>, Malformed> {
     let Some(rest) = bytes.get(at..) else {
         return Ok(None);
     };
-    let Some(end) = rest.iter().position(|&byte| byte == b'\n') else {
-        // A header line is short; a long one without its end is not RESP.
-        return if rest.len() > 64 * 1024 {
+    // A header or error line is short: one longer than MAX_LINE is not RESP
+    // (whether or not its end has arrived yet).
+    let window = &rest[..rest.len().min(MAX_LINE + 1)];
+    let Some(end) = window.iter().position(|&byte| byte == b'\n') else {
+        return if rest.len() > MAX_LINE {
             Err(Malformed("a line too long"))
         } else {
             Ok(None)
@@ -331,8 +334,10 @@ mod tests {
                 String::from_utf8_lossy(bytes)
             );
         }
-        let endless = vec![b'+'; 64 * 1024 + 2];
+        let mut endless = vec![b'+'; MAX_LINE + 2];
         assert!(parse(&endless).is_err(), "a line that never ends");
+        endless.extend_from_slice(b"\r\n");
+        assert!(parse(&endless).is_err(), "a line too long, whole");
         let huge = format!("${}\r\n", MAX_BULK + 1);
         assert!(parse(huge.as_bytes()).is_err(), "a bulk over the limit");
     }

@@ -130,7 +130,16 @@ fn listen(
         Ok(subscribed) => subscribed,
         Err(error) => return lost(error),
     };
-    match connection.ping(&mut deliver) {
+    // Messages that come before the first PONG are applied after the
+    // subscription is counted as begun (which drops L1 and marks the changes
+    // in flight conflicted): they may follow a gap.
+    let mut early: Vec<Vec<u8>> = Vec::new();
+    let mut keep = |from: &[u8], payload: &[u8]| {
+        if from == channel {
+            early.push(payload.to_vec());
+        }
+    };
+    match connection.ping(&mut keep) {
         Ok(true) => {}
         Ok(false) => {
             return Some(format!(
@@ -145,6 +154,9 @@ fn listen(
     // here on arrives live (and is skipped if the log already had it).
     let replay = bus.recover(epoch.as_deref());
     bus.confirmed(member, subscribed_before, sent_at, epoch, replay);
+    for payload in early {
+        bus.deliver(&payload, member);
+    }
     // Reads wait at most one interval, so PINGs go out on time whether or
     // not messages are flowing, and a close is noticed within an interval.
     if let Err(error) = connection.set_read_timeout(health.interval) {
@@ -163,8 +175,9 @@ fn listen(
             }
             match connection.ping(&mut deliver) {
                 Ok(_) => bus.pinged(member, sent_at),
-                // The read was interrupted (see `interrupted`): try again at the
-                // next interval; the lease covers the gap or runs out honestly.
+                // The read was interrupted (see `interrupted`; the plain
+                // connection only, see the PubSub impl): try again at the next
+                // interval; the lease covers the gap or runs out honestly.
                 Err(error) if interrupted(&error) => {}
                 Err(error) if error.is_timeout() => {
                     return Some(format!(
@@ -247,10 +260,17 @@ impl Subscription for redis::PubSub<'_> {
     }
 
     fn ping(&mut self, _deliver: &mut dyn FnMut(&[u8], &[u8])) -> RedisResult<bool> {
-        Ok(matches!(
-            redis::PubSub::ping::<Value>(self)?,
-            Value::Array(_)
-        ))
+        match redis::PubSub::ping::<Value>(self) {
+            Ok(answer) => Ok(matches!(answer, Value::Array(_))),
+            // redis-rs owes a reply whose read was interrupted, and drops the
+            // next value it reads (in RESP2, a message) to pay it: nothing
+            // read on this connection can be trusted after that.
+            Err(error) if interrupted(&error) => Err(std::io::Error::other(
+                "the wait for the answer to a PING was interrupted (the connection would drop a message)",
+            )
+            .into()),
+            Err(error) => Err(error),
+        }
     }
 
     fn next_message(&mut self, deliver: &mut dyn FnMut(&[u8], &[u8])) -> RedisResult<()> {
@@ -260,5 +280,121 @@ impl Subscription for redis::PubSub<'_> {
             message.get_payload_bytes(),
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::bus::message::{Batch, Change, Op, Rejection};
+    use crate::bus::plain_subscription::tests::{
+        accept, command, expect, server, settings, CONFIRMED, PONG,
+    };
+    use crate::stats::Stats;
+    use crate::sync::Mutex;
+
+    /// What the node was told, in order.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Member for Recorder {
+        fn apply(&self, batch: Batch) {
+            let seqs: Vec<u64> = batch.changes.iter().map(|change| change.seq).collect();
+            self.0.lock().push(format!("apply {seqs:?}"));
+        }
+        fn missed(&self, why: Rejection) {
+            self.0.lock().push(format!("missed {why:?}"));
+        }
+        fn subscribed(&self) {
+            self.0.lock().push("subscribed".into());
+        }
+        fn unsubscribed(&self) {}
+        fn extend_trust(&self, _sent_at: u64) {}
+    }
+
+    #[test]
+    fn messages_before_the_first_pong_are_applied_after_the_subscription_began() {
+        let bus = Arc::new(Bus::new(
+            settings("redis://127.0.0.1:1"),
+            1,
+            Arc::new(Stats::default()),
+        ));
+        let batch = Batch {
+            sender: 7,
+            sent_at: clock::unix_millis(),
+            changes: vec![Change {
+                seq: 1,
+                op: Op::Invalidate { key: b"k".to_vec() },
+            }],
+        };
+        let payload = bus.settings.wire.encode(&batch);
+        let (url, script) = server("", "", move |mut stream| {
+            accept(&mut stream);
+            expect(&mut stream, &["SUBSCRIBE", "ch"]);
+            stream.write_all(CONFIRMED).unwrap();
+            expect(&mut stream, &["PING"]);
+            // Published between the subscription and its proof: it may
+            // follow a gap, as everything before the proof may.
+            let mut early = crate::bus::plain_subscription::tests::message(&payload);
+            early.extend_from_slice(PONG);
+            stream.write_all(&early).unwrap();
+            // The next health PING finds the connection closed.
+            let _ = command(&mut stream);
+        });
+        let member = Recorder::default();
+        let mut subscription =
+            PlainSubscription::open(&settings(&url)).expect("the scripted server answers");
+        let ended = listen(&bus, &member, &mut subscription, "the server", &mut false);
+        assert!(ended.is_some(), "the connection ended");
+        assert_eq!(*member.0.lock(), ["subscribed", "apply [1]"]);
+        script.join().unwrap();
+    }
+
+    extern "C" fn ignore(_: libc::c_int) {}
+
+    #[test]
+    fn an_interrupted_ping_ends_a_redis_rs_connection() {
+        // SAFETY: installs, for SIGUSR1 (which nothing else in the tests
+        // uses), a handler that does nothing and no SA_RESTART, so a read
+        // blocked in the thread it is sent to fails with EINTR.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
+        }
+        let (url, script) = server("", "", |mut stream| {
+            accept(&mut stream);
+            expect(&mut stream, &["SUBSCRIBE", "ch"]);
+            stream.write_all(CONFIRMED).unwrap();
+            expect(&mut stream, &["PING"]);
+            std::thread::sleep(Duration::from_millis(600));
+            let mut late = PONG.to_vec();
+            late.extend_from_slice(&crate::bus::plain_subscription::tests::message(b"after"));
+            let _ = stream.write_all(&late);
+        });
+        let settings = settings(&url);
+        let mut connection = crate::bus::open(&settings, settings.connection.addr(), false)
+            .expect("the scripted server answers");
+        let mut pubsub = Subscribe::subscribe(&mut connection, "ch").unwrap();
+        Subscription::set_read_timeout(&mut pubsub, Duration::from_secs(5)).unwrap();
+        // SAFETY: pthread_self only names the calling thread.
+        let pinging = unsafe { libc::pthread_self() };
+        let interrupter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            // SAFETY: the pinging thread outlives this (it joins it below)
+            // and has the do-nothing handler for SIGUSR1.
+            unsafe { libc::pthread_kill(pinging, libc::SIGUSR1) };
+        });
+        let ended = Subscription::ping(&mut pubsub, &mut |_, _| {}).unwrap_err();
+        interrupter.join().unwrap();
+        // Taken for an interruption, the subscription would go on, and
+        // redis-rs would drop "after" to pay for the PONG it owes.
+        assert!(!interrupted(&ended) && !ended.is_timeout(), "{ended}");
+        drop(pubsub);
+        script.join().unwrap();
     }
 }
