@@ -547,10 +547,19 @@ pub(crate) fn open(
     addr: &ConnectionAddr,
     resp3: bool,
 ) -> RedisResult<Connection> {
-    let mut redis_settings = settings.connection.redis_settings().clone();
-    if resp3 {
-        redis_settings = redis_settings.set_protocol(ProtocolVersion::RESP3);
-    }
+    // The protocol is the bus's choice, not the URL's: the pub/sub code of
+    // each link reads the replies of one (a `?protocol=resp3` URL on a
+    // RESP2 link left the subscription unconfirmed forever).
+    let protocol = if resp3 {
+        ProtocolVersion::RESP3
+    } else {
+        ProtocolVersion::RESP2
+    };
+    let redis_settings = settings
+        .connection
+        .redis_settings()
+        .clone()
+        .set_protocol(protocol);
     let info = settings
         .connection
         .clone()

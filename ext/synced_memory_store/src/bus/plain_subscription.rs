@@ -12,8 +12,9 @@
 //! on the subscriber thread.
 //!
 //! Only where redis-rs adds nothing the subscriber needs: one server (not
-//! Sentinel, not a cluster), no TLS, RESP2, no channel log (whose epoch is
-//! asked with redis-rs before subscribing). The handshake is what redis-rs
+//! Sentinel, not a cluster), no TLS, no channel log (whose epoch is asked
+//! with redis-rs before subscribing). It speaks RESP2, as the subscriber's
+//! redis-rs connections do whatever the URL asks (see `super::open`). The handshake is what redis-rs
 //! sends (AUTH with the credentials, again without the username on a server
 //! before Redis 6; SELECT for a database other than 0; CLIENT SETINFO) and a
 //! refusal is reported as redis-rs reports it, so `failure.rs` words it the
@@ -75,14 +76,9 @@ impl PlainSubscription {
             && settings.cluster.is_none()
             && settings.tls.is_none()
             && settings.log.is_none()
-            && !settings
-                .connection
-                .redis_settings()
-                .protocol()
-                .supports_resp3()
             && match settings.connection.addr() {
-                // redis-rs refuses these, in its words.
-                ConnectionAddr::Tcp(host, _) => !matches!(host.as_str(), "0.0.0.0" | "::" | "[::]"),
+                // Wildcards: redis-rs refuses them, in its words.
+                ConnectionAddr::Tcp(host, _) => !matches!(host.as_str(), "0.0.0.0" | "::"),
                 #[cfg(unix)]
                 ConnectionAddr::Unix(_) => true,
                 _ => false,
@@ -572,10 +568,12 @@ pub(crate) mod tests {
     #[test]
     fn a_read_timeout_in_the_middle_of_a_frame_loses_nothing() {
         let frame = message(b"patience");
+        let (timed_out, rest) = std::sync::mpsc::channel::<()>();
         let (url, script) = server("", "", move |mut stream| {
             subscribe(&mut stream);
             stream.write_all(&frame[..20]).unwrap();
-            thread::sleep(Duration::from_millis(300));
+            // The rest only once the client's read has timed out.
+            rest.recv().unwrap();
             stream.write_all(&frame[20..]).unwrap();
         });
         let mut subscription = subscribed(&url);
@@ -584,8 +582,9 @@ pub(crate) mod tests {
             .unwrap();
         let mut got = Vec::new();
         let mut collect = |_: &[u8], payload: &[u8]| got.push(payload.to_vec());
-        let timed_out = subscription.next_message(&mut collect).unwrap_err();
-        assert!(timed_out.is_timeout(), "{timed_out}");
+        let error = subscription.next_message(&mut collect).unwrap_err();
+        assert!(error.is_timeout(), "{error}");
+        timed_out.send(()).unwrap();
         subscription
             .set_read_timeout(Duration::from_secs(5))
             .unwrap();
@@ -598,13 +597,13 @@ pub(crate) mod tests {
     fn the_late_answer_of_an_earlier_ping_is_not_taken_for_the_next_ones() {
         let (url, script) = server("", "", |mut stream| {
             subscribe(&mut stream);
+            // The first PING is answered only after the second is sent.
             expect(&mut stream, &["PING"]);
-            thread::sleep(Duration::from_millis(300));
-            stream.write_all(PONG).unwrap();
             expect(&mut stream, &["PING"]);
-            let mut behind = message(b"before the second PONG");
-            behind.extend_from_slice(PONG);
-            stream.write_all(&behind).unwrap();
+            let mut answers = PONG.to_vec();
+            answers.extend_from_slice(&message(b"before the second PONG"));
+            answers.extend_from_slice(PONG);
+            stream.write_all(&answers).unwrap();
         });
         let mut subscription = subscribed(&url);
         let mut got = Vec::new();
@@ -744,13 +743,13 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn only_a_single_resp2_server_without_tls_or_a_log_is_subscribed_to_this_way() {
+    fn only_a_single_server_without_tls_or_a_log_is_subscribed_to_this_way() {
         assert!(PlainSubscription::fits(&settings("redis://127.0.0.1:6379")));
         assert!(PlainSubscription::fits(&settings("unix:///tmp/redis.sock")));
         assert!(!PlainSubscription::fits(&settings(
             "rediss://127.0.0.1:6379"
         )));
-        assert!(!PlainSubscription::fits(&settings(
+        assert!(PlainSubscription::fits(&settings(
             "redis://127.0.0.1:6379?protocol=resp3"
         )));
         let wildcard = BusSettings::new(&BusOptions {

@@ -132,7 +132,9 @@ fn listen(
     };
     // Messages that come before the first PONG are applied after the
     // subscription is counted as begun (which drops L1 and marks the changes
-    // in flight conflicted): they may follow a gap.
+    // in flight conflicted): they may follow a gap. (At most what the
+    // channel carries within one health timeout, as redis-rs's PubSub would
+    // keep on its path.)
     let mut early: Vec<Vec<u8>> = Vec::new();
     let mut keep = |from: &[u8], payload: &[u8]| {
         if from == channel {
@@ -360,18 +362,21 @@ mod tests {
         // SAFETY: installs, for SIGUSR1 (which nothing else in the tests
         // uses), a handler that does nothing and no SA_RESTART, so a read
         // blocked in the thread it is sent to fails with EINTR.
-        unsafe {
+        let installed = unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
             libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
-        }
-        let (url, script) = server("", "", |mut stream| {
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut())
+        };
+        assert_eq!(installed, 0);
+        let (answer, held) = std::sync::mpsc::channel::<()>();
+        let (url, script) = server("", "", move |mut stream| {
             accept(&mut stream);
             expect(&mut stream, &["SUBSCRIBE", "ch"]);
             stream.write_all(CONFIRMED).unwrap();
             expect(&mut stream, &["PING"]);
-            std::thread::sleep(Duration::from_millis(600));
+            // The PONG only once the wait for it has ended.
+            held.recv().unwrap();
             let mut late = PONG.to_vec();
             late.extend_from_slice(&crate::bus::plain_subscription::tests::message(b"after"));
             let _ = stream.write_all(&late);
@@ -383,16 +388,25 @@ mod tests {
         Subscription::set_read_timeout(&mut pubsub, Duration::from_secs(5)).unwrap();
         // SAFETY: pthread_self only names the calling thread.
         let pinging = unsafe { libc::pthread_self() };
-        let interrupter = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(200));
-            // SAFETY: the pinging thread outlives this (it joins it below)
-            // and has the do-nothing handler for SIGUSR1.
-            unsafe { libc::pthread_kill(pinging, libc::SIGUSR1) };
-        });
-        let ended = Subscription::ping(&mut pubsub, &mut |_, _| {}).unwrap_err();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let interrupter = {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    // SAFETY: the pinging thread joins this one before it
+                    // can end, and has the do-nothing handler for SIGUSR1.
+                    unsafe { libc::pthread_kill(pinging, libc::SIGUSR1) };
+                }
+            })
+        };
+        let ended = Subscription::ping(&mut pubsub, &mut |_, _| {});
+        done.store(true, std::sync::atomic::Ordering::Release);
         interrupter.join().unwrap();
+        answer.send(()).unwrap();
         // Taken for an interruption, the subscription would go on, and
         // redis-rs would drop "after" to pay for the PONG it owes.
+        let ended = ended.unwrap_err();
         assert!(!interrupted(&ended) && !ended.is_timeout(), "{ended}");
         drop(pubsub);
         script.join().unwrap();
