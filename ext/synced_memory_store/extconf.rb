@@ -122,7 +122,7 @@ def cargo_makefile
     \tif ! command -v "$$cargo" >/dev/null 2>&1 && [ -x "$$HOME/.cargo/bin/cargo" ]; then cargo="$$HOME/.cargo/bin/cargo"; fi; \\
     \tif ! command -v "$$cargo" >/dev/null 2>&1; then \\
     \t  echo "synced_memory_store: cargo not found (tried '$(CARGO)' and ~/.cargo/bin/cargo)." >&2; \\
-    \t  echo "synced_memory_store: install Rust >= 1.88 (https://rustup.rs) or set CARGO=/path/to/cargo, then retry." >&2; \\
+    \t  echo "synced_memory_store: install Rust >= 1.88 (rustup, or the system's packages) or set CARGO=/path/to/cargo, then retry." >&2; \\
     \t  exit 1; \\
     \tfi; \\
     \tcase "$(CARGO_TARGET_DIR)" in \\
