@@ -13,12 +13,12 @@
 //!
 //! Only where redis-rs adds nothing the subscriber needs: one server (not
 //! Sentinel, not a cluster), no TLS, no channel log (whose epoch is asked
-//! with redis-rs before subscribing). It speaks RESP2, as the subscriber's
-//! redis-rs connections do whatever the URL asks (see `super::open`). The handshake is what redis-rs
-//! sends (AUTH with the credentials, again without the username on a server
-//! before Redis 6; SELECT for a database other than 0; CLIENT SETINFO) and a
-//! refusal is reported as redis-rs reports it, so `failure.rs` words it the
-//! same.
+//! with redis-rs before subscribing). It speaks RESP2, as every link to one
+//! server does whatever the URL asks (see `super::open`). The handshake is
+//! what redis-rs sends (AUTH with the credentials, again without the
+//! username on a server before Redis 6; SELECT for a database other than 0;
+//! CLIENT SETINFO) and a refusal is reported as redis-rs reports it, so
+//! `failure.rs` words it the same.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -126,16 +126,21 @@ impl PlainSubscription {
     /// are ignored (older servers lack it).
     fn handshake(&mut self, redis: &RedisConnectionInfo, with_username: bool) -> RedisResult<Auth> {
         let mut commands = Vec::new();
-        let auth = redis.password().map(|password| {
-            let mut auth = redis::cmd("AUTH");
-            if let Some(username) = redis.username().filter(|_| with_username) {
-                auth.arg(username);
+        let auth = match redis.password() {
+            Some(password) => {
+                let mut auth = redis::cmd("AUTH");
+                if let Some(username) = redis.username().filter(|_| with_username) {
+                    auth.arg(username);
+                }
+                commands.extend(auth.arg(password).get_packed_command());
+                true
             }
-            commands.extend(auth.arg(password).get_packed_command());
-        });
-        let select = (redis.db() != 0).then(|| {
+            None => false,
+        };
+        let select = redis.db() != 0;
+        if select {
             commands.extend(redis::cmd("SELECT").arg(redis.db()).get_packed_command());
-        });
+        }
         let mut ignored = 0;
         if let (false, Some(name), Some(version)) =
             (redis.skip_set_lib_name(), redis.lib_name(), redis.lib_ver())
@@ -154,14 +159,8 @@ impl PlainSubscription {
             return Ok(Auth::Accepted);
         }
         self.send(&commands)?;
-        let auth = match auth {
-            Some(()) => self.answer()?,
-            None => Ok(()),
-        };
-        let select = match select {
-            Some(()) => self.answer()?,
-            None => Ok(()),
-        };
+        let auth = if auth { self.answer()? } else { Ok(()) };
+        let select = if select { self.answer()? } else { Ok(()) };
         for _ in 0..ignored {
             let _ = self.answer()?;
         }
