@@ -624,6 +624,18 @@ pub(crate) mod tests {
         script.join().unwrap();
     }
 
+    /// Why opening a connection to the scripted server at `url` failed, in
+    /// `failure.rs`'s words, once the script has run.
+    fn refusal(url: &str, script: JoinHandle<()>) -> String {
+        let settings_ = settings(url);
+        let refused = describe(
+            &PlainSubscription::open(&settings_).err().unwrap(),
+            &settings_,
+        );
+        script.join().unwrap();
+        refused
+    }
+
     #[test]
     fn refusals_read_as_redis_rs_reports_them() {
         let (url, script) = server("bus:wrong@", "", |mut stream| {
@@ -633,16 +645,11 @@ pub(crate) mod tests {
                 .write_all(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n+OK\r\n+OK\r\n")
                 .unwrap();
         });
-        let settings_ = settings(&url);
-        let refused = describe(
-            &PlainSubscription::open(&settings_).err().unwrap(),
-            &settings_,
-        );
+        let refused = refusal(&url, script);
         assert!(
             refused.contains("refused the credentials (authentication failed); check the username"),
             "{refused}"
         );
-        script.join().unwrap();
 
         let (url, script) = server(":pw@", "/3", |mut stream| {
             expect(&mut stream, &["AUTH", "pw"]);
@@ -652,16 +659,11 @@ pub(crate) mod tests {
                 .write_all(b"+OK\r\n-NOPERM User has no permissions to run the 'select' command\r\n+OK\r\n+OK\r\n")
                 .unwrap();
         });
-        let settings_ = settings(&url);
-        let refused = describe(
-            &PlainSubscription::open(&settings_).err().unwrap(),
-            &settings_,
-        );
+        let refused = refusal(&url, script);
         assert!(
             refused.contains("refused to switch to database 3"),
             "{refused}"
         );
-        script.join().unwrap();
 
         let (url, script) = server("", "", |mut stream| {
             accept(&mut stream);
